@@ -1,0 +1,108 @@
+"""The ``Agent`` interface every harness implements, and what a run hands back.
+
+An agent is constructed from its preset's options, ``install``s itself into a sandbox,
+then ``run``s once with an ``AgentContext`` and returns an ``AgentResult``. Real CLI
+harnesses, ``oracle``, ``noop`` and ``command`` all share this shape.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+    from ..task import TaskDefinition
+
+
+@dataclass
+class Usage:
+    """Model usage of one trial, filled by harnesses that talk to a model."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    requests: int = 0
+
+
+@dataclass
+class AgentContext:
+    """Everything an agent may know about the trial it is running."""
+
+    instruction: str
+    timeout_s: float
+    workdir: str
+    task: TaskDefinition
+    variant: str
+    artifacts: Path
+    model: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AgentResult:
+    """What the agent did: exit status, log, trajectory and usage."""
+
+    exit_code: int | None = 0
+    timed_out: bool = False
+    oom: bool = False
+    log: str = ""
+    trajectory: dict[str, Any] | None = None
+    usage: Usage = field(default_factory=Usage)
+    version: str | None = None
+    duration_s: float = 0.0
+
+
+class Agent(abc.ABC):
+    """A harness. Subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str] = "agent"
+
+    def __init__(self, options: Mapping[str, Any] | None = None, label: str | None = None):
+        self.options: dict[str, Any] = dict(options or {})
+        self.label = label or self.name
+        self.model: str | None = self.options.get("model")
+
+    def install(self, sandbox: Sandbox) -> None:  # noqa: B027 - optional hook
+        """Put the harness into the sandbox (no-op for agents that need nothing)."""
+
+    @abc.abstractmethod
+    def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
+        """Work on the instruction inside ``sandbox`` within ``context.timeout_s``."""
+
+    def sandbox_sockets(self, trial_id: str) -> dict[str, str]:
+        """Host Unix sockets this agent needs inside the sandbox, ``{sandbox_path: host_path}``
+        (the model gateway's door). Asked before the sandbox is acquired."""
+        return {}
+
+    def version(self) -> str | None:
+        return self.options.get("version")
+
+
+def run_script(
+    sandbox: Sandbox,
+    context: AgentContext,
+    argv: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    version: str | None = None,
+) -> AgentResult:
+    """Run one command as the agent: in the workspace, within the time budget, logged."""
+    merged = {**context.env, **(env or {})}
+    result = sandbox.exec(argv, timeout=context.timeout_s, env=merged, cwd=context.workdir)
+    log = result.stdout
+    if result.stderr:
+        log += ("\n" if log and not log.endswith("\n") else "") + result.stderr
+    return AgentResult(
+        exit_code=None if result.timed_out else result.exit_code,
+        timed_out=result.timed_out,
+        oom=result.oom_killed,
+        log=log,
+        version=version,
+        duration_s=result.duration_s,
+    )

@@ -1,0 +1,163 @@
+"""``task_card.json``: the task's metadata, validated with pydantic, unknown keys tolerated.
+
+Both card dialects read the same: native cards (``domain``, ``tier``, ``timeout``, ``os``,
+``gpu``) and ALE cards (``category``, ``vm.snapshot``, ``vm.timeout`` / ``vm.timeout_s``).
+The derived facts (``domain``, ``os``, ``gpu``, ``licensed``, ``tier``, ``timeout_s``)
+become pytest markers and the sandbox request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import TaskDefinitionError
+
+DEFAULT_TIMEOUT_S = 1800.0
+TIERS = ("near-term", "full-spectrum", "last-exam")
+
+
+class VmCard(BaseModel):
+    """ALE's ``vm`` block: which machine image and how long the task may take."""
+
+    model_config = ConfigDict(extra="allow")
+    snapshot: str | None = None
+    machineType: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
+    vcpus: float | None = Field(default=None, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0)
+    disk_gb: float | None = Field(default=None, gt=0)
+
+
+class TaskCard(BaseModel):
+    """The validated card. Every field is optional; the folder supplies what is missing."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str | None = Field(default=None, alias="taskId")
+    title: str | None = None
+    summary: str | None = None
+    domain_field: str | None = Field(default=None, alias="domain")
+    category: str | None = None
+    tier_field: str | None = Field(default=None, alias="tier")
+    timeout: float | None = Field(default=None, gt=0)
+    os_field: str | None = Field(default=None, alias="os")
+    gpu_field: bool | None = Field(default=None, alias="gpu")
+    licensed_field: bool | None = Field(default=None, alias="licensed")
+    cpus: float | None = Field(default=None, gt=0)
+    memory_gb: float | None = Field(default=None, gt=0)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    network: bool = False
+    tags: list[str] = Field(default_factory=list)
+    vm: VmCard | None = None
+
+    @field_validator("os_field")
+    @classmethod
+    def _known_os(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in ("linux", "windows", "macos"):
+            raise ValueError("os must be 'linux', 'windows' or 'macos'")
+        return value.lower() if value else value
+
+    @field_validator("tier_field")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        if value is not None and value not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}")
+        return value
+
+    # -- derived facts -------------------------------------------------------------------
+    @property
+    def snapshot(self) -> str:
+        return (self.vm.snapshot or "") if self.vm else ""
+
+    def domain(self, folder: Path) -> str:
+        """The card's domain (or ALE ``category``), else the parent folder's name."""
+        return self.domain_field or self.category or folder.parent.name or "default"
+
+    @property
+    def tier(self) -> str | None:
+        return self.tier_field
+
+    @property
+    def os(self) -> str:
+        if self.os_field:
+            return self.os_field
+        snap = self.snapshot.lower()
+        if snap and not any(word in snap for word in ("ubuntu", "linux", "debian")):
+            return "windows"
+        return "linux"
+
+    @property
+    def gpu(self) -> bool:
+        if self.gpu_field is not None:
+            return self.gpu_field
+        return self.snapshot.lower().startswith("gpu")
+
+    @property
+    def licensed(self) -> bool:
+        if self.licensed_field is not None:
+            return self.licensed_field
+        return "license" in self.snapshot.lower()
+
+    @property
+    def timeout_s(self) -> float:
+        if self.timeout:
+            return self.timeout
+        if self.vm and (self.vm.timeout or self.vm.timeout_s):
+            return float(self.vm.timeout or self.vm.timeout_s or DEFAULT_TIMEOUT_S)
+        return DEFAULT_TIMEOUT_S
+
+    @property
+    def resources(self) -> dict[str, float | None]:
+        vm = self.vm
+        return {
+            "cpus": self.cpus or (vm.vcpus if vm else None),
+            "memory_gb": self.memory_gb or (vm.memory_gb if vm else None),
+            "disk_gb": vm.disk_gb if vm else None,
+        }
+
+
+def load_card(path: Path) -> TaskCard:
+    """Read and validate a card; every failure names the file and the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaskDefinitionError(
+            f"{path}: cannot read the task card ({exc.strerror or exc}); make it a readable UTF-8 JSON file"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise TaskDefinitionError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
+    try:
+        raw: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TaskDefinitionError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix the JSON syntax"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise TaskDefinitionError(
+            f"{path}: the card must be a JSON object ({{...}}), not {type(raw).__name__}"
+        )
+    try:
+        return TaskCard.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(card)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise TaskDefinitionError(f"{path}: invalid task card: {problems}") from exc
+
+
+_MARKER_UNSAFE = re.compile(r"[^0-9A-Za-z_]+")
+_RESERVED_MARKERS = frozenset({"skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings"})
+
+
+def marker_name(word: str) -> str:
+    """A pytest-marker-safe spelling of a card fact (``near-term`` -> ``near_term``)."""
+    name = _MARKER_UNSAFE.sub("_", word.strip()).strip("_").lower() or "unnamed"
+    if name[0].isdigit() or name in _RESERVED_MARKERS:
+        name = f"domain_{name}"
+    return name

@@ -1,0 +1,176 @@
+"""Collection: a task folder's ``main.py`` becomes a ``TaskFile`` whose items are trials.
+
+One ``TrialItem`` per agent x variant x trial, named ``task[agent-variant-tN]``. A task
+that cannot be loaded yields one ``BrokenTaskItem`` that errors with the reason, so the
+rest of the run goes on (a pytest collection error would stop every task).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .card import load_card
+from .errors import AleError, TaskDefinitionError
+from .native import NativeTask
+from .outcome import TrialResult
+from .report_text import failure_message
+from .task import TaskDefinition
+from .trial import TrialPlan, run_trial
+
+if TYPE_CHECKING:
+    from .session import AleSession
+
+
+def is_task_file(path: Path) -> bool:
+    """``main.py`` beside a ``task_card.json`` (or the card of a folder missing main.py)."""
+    if path.name == "main.py":
+        return (path.parent / "task_card.json").is_file()
+    return path.name == "task_card.json" and not (path.parent / "main.py").exists()
+
+
+def load_task(folder: Path, session: AleSession) -> TaskDefinition:
+    """Load and validate the task in ``folder`` (native or ALE format)."""
+    main_py = folder / "main.py"
+    if not main_py.is_file():
+        raise TaskDefinitionError(
+            f"{folder}: has task_card.json but no main.py; add main.py with INSTRUCTION and "
+            "evaluate(), or remove the card"
+        )
+    card = load_card(folder / "task_card.json")
+    try:
+        source = main_py.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskDefinitionError(f"{main_py}: cannot read it ({exc})") from exc
+    if "cua_bench" in source:
+        from .compat import load_ale_task
+
+        return load_ale_task(folder, card, session)
+    return NativeTask.load(folder, card)
+
+
+class TaskFile(pytest.File):
+    """A task folder, seen through its ``main.py``."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        session: AleSession = self.config.stash[SESSION_KEY]
+        folder = self.path.parent
+        try:
+            task = load_task(folder, session)
+            variants = task.variants()
+        except AleError as exc:
+            yield BrokenTaskItem.from_parent(self, name=folder.name, error=str(exc))
+            return
+        markers = task.markers()
+        session.register_markers(markers)
+        for agent in session.agents:
+            for variant in variants:
+                for trial in range(1, session.settings.trials + 1):
+                    item = TrialItem.from_parent(
+                        self,
+                        name=f"{task.name}[{agent}-{variant}-t{trial}]",
+                        task=task,
+                        agent_label=agent,
+                        variant=variant,
+                        trial=trial,
+                    )
+                    for marker in markers:
+                        item.add_marker(marker)
+                    reason = task.skip_reason(variant) or session.provider_refusal(task)
+                    if reason:
+                        item.add_marker(pytest.mark.skip(reason=reason))
+                    yield item
+
+
+class TrialItem(pytest.Item):
+    """One trial. The trial runs in ``setup`` (so infrastructure, task and grader faults
+    report as pytest *errors*); ``runtest`` then passes or fails on the score."""
+
+    def __init__(
+        self, *, task: TaskDefinition, agent_label: str, variant: str, trial: int, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.task = task
+        self.agent_label = agent_label
+        self.variant = variant
+        self.trial = trial
+        self.result: TrialResult | None = None
+
+    @property
+    def task_folder(self) -> Path:
+        return self.task.folder
+
+    def setup(self) -> None:
+        session: AleSession = self.config.stash[SESSION_KEY]
+        settings = session.settings
+        threshold = settings.threshold
+        if threshold is None:
+            threshold = self.task.card.threshold if self.task.card.threshold is not None else 1.0
+        plan = TrialPlan(
+            task=self.task,
+            variant=self.variant,
+            trial=self.trial,
+            agent=session.agent(self.agent_label),
+            provider=session.provider(),
+            provider_name=session.settings.provider,
+            run_id=settings.run_id,
+            test_id=self.nodeid,
+            artifacts=session.artifacts_dir(self),
+            threshold=threshold,
+            timeout_s=settings.timeout or self.task.card.timeout_s,
+            infra_retries=settings.infra_retries,
+            keep=settings.keep,
+        )
+        self.result = result = run_trial(plan)
+        self.user_properties.extend(result.properties())
+        session.record(result)
+        for warning in result.warnings:
+            self.warn(AleTrialWarning(f"{self.task.name}: {warning}"))
+        if result.status == "error":
+            pytest.fail(failure_message(result), pytrace=False)
+
+    def runtest(self) -> None:
+        assert self.result is not None
+        if not self.result.passed:
+            pytest.fail(failure_message(self.result), pytrace=False)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.task.name} [{self.agent_label} {self.variant} t{self.trial}]"
+
+
+class BrokenTaskItem(pytest.Item):
+    """Stands in for a task that cannot be loaded: errors with the reason, nothing else."""
+
+    def __init__(self, *, error: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    @property
+    def task_folder(self) -> Path:
+        return self.path.parent
+
+    def setup(self) -> None:
+        self.user_properties.extend(
+            [
+                ("ale_status", "error"),
+                ("ale_task", self.path.parent.name),
+                ("ale_domain", self.path.parent.parent.name),
+            ]
+        )
+        pytest.fail(f"broken task: {self.error}", pytrace=False)
+
+    def runtest(self) -> None:  # pragma: no cover - setup always fails
+        pass
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.path.parent.name} [broken task]"
+
+
+class AleTrialWarning(pytest.PytestWarning):
+    """Something about a trial a person should see (a refused output file, a retry)."""
+
+
+SESSION_KEY = pytest.StashKey["AleSession"]()

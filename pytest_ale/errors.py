@@ -1,0 +1,39 @@
+"""Typed errors: who is at fault decides how a trial is reported.
+
+- ``TaskDefinitionError``: the task folder is broken (bad card, syntax error, no grader).
+  Reported as a pytest error on that task's items only; the rest of the run goes on.
+- ``InfrastructureError``: the sandbox or provider failed (could not start, died, vanished).
+  Retried up to ``--ale-infra-retries``, then reported as an error, never as a zero score.
+- ``GraderError``: the task's grader raised or returned something that is not a score.
+- ``ConfigError``: a preset or option is wrong (unknown agent, bad YAML).
+"""
+
+from __future__ import annotations
+
+
+class AleError(Exception):
+    """Base of every pytest-ale error; ``str()`` is the message shown to the user."""
+
+
+class ConfigError(AleError):
+    """A command-line option, ini key or preset file is wrong."""
+
+
+class TaskDefinitionError(AleError):
+    """A task folder cannot be loaded: names the file and the fix."""
+
+
+class InfrastructureError(AleError):
+    """The sandbox or its provider failed; not the agent's fault. Retryable."""
+
+
+class SandboxGoneError(InfrastructureError):
+    """The sandbox died or became unreachable while in use."""
+
+
+class GraderError(AleError):
+    """The task's grader raised or returned an invalid score."""
+
+
+class StagingError(AleError):
+    """Data could not be moved into or out of a sandbox safely."""

@@ -1,0 +1,93 @@
+"""Importing a task's ``main.py`` safely: one module per task, helpers isolated.
+
+A task module is registered in ``sys.modules`` before it runs (dataclasses need that),
+its own folder is importable while it loads, and helper modules it imported from its own
+folder are dropped afterwards, so two tasks' ``helpers.py`` never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+
+from .errors import TaskDefinitionError
+
+
+def module_name_for(path: Path, prefix: str = "ale_task") -> str:
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    stem = "".join(c if c.isalnum() else "_" for c in path.parent.name)
+    return f"{prefix}_{stem}_{digest}"
+
+
+def import_task_module(
+    main_py: Path,
+    *,
+    extra_paths: Iterable[Path] = (),
+    isolate: Iterable[Path] = (),
+    prefix: str = "ale_task",
+) -> ModuleType:
+    """Execute ``main_py`` as a fresh module; errors name the file, line and fix.
+
+    ``extra_paths`` go on ``sys.path`` for good (shared helper packages); the task's own
+    folder and ``isolate`` folders are on it only while the module loads, and modules
+    loaded from them are removed from ``sys.modules`` afterwards.
+    """
+    name = module_name_for(main_py, prefix)
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = main_py.parent
+    local_roots = [folder.resolve(), *(p.resolve() for p in isolate)]
+    for extra in extra_paths:
+        if str(extra) not in sys.path:
+            sys.path.insert(0, str(extra))
+    temporary = [str(p) for p in local_roots]
+    spec = importlib.util.spec_from_file_location(name, main_py)
+    if spec is None or spec.loader is None:
+        raise TaskDefinitionError(f"{main_py}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    before = set(sys.modules)
+    sys.modules[name] = module
+    sys.path[:0] = temporary
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(name, None)
+        raise TaskDefinitionError(
+            f"{exc.filename or main_py}:{exc.lineno}: syntax error: {exc.msg}; fix the Python syntax"
+        ) from None
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise TaskDefinitionError(
+            f"{main_py}: importing it raised {type(exc).__name__}: {exc}\n"
+            f"{_user_traceback(exc, main_py)}fix the error above (imports run at collection)"
+        ) from None
+    finally:
+        for entry in temporary:
+            if entry in sys.path:
+                sys.path.remove(entry)
+        _drop_local_modules(before, local_roots, keep=name)
+    return module
+
+
+def _drop_local_modules(before: set[str], roots: list[Path], keep: str) -> None:
+    for mod_name in set(sys.modules) - before:
+        if mod_name == keep:
+            continue
+        file = getattr(sys.modules[mod_name], "__file__", None)
+        if file and any(Path(file).resolve().is_relative_to(root) for root in roots):
+            del sys.modules[mod_name]
+
+
+def _user_traceback(exc: BaseException, main_py: Path) -> str:
+    """The traceback lines that point into the task's own files."""
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if Path(f.filename).resolve().is_relative_to(main_py.parent.resolve())
+    ]
+    return "".join(traceback.format_list(frames))

@@ -1,0 +1,152 @@
+"""Command-line options and ini keys, and the settings resolved from them.
+
+Every ``--ale-x`` option has an ini key ``ale_x`` (in ``pytest.ini`` / ``pyproject.toml``),
+the command line winning. ``Settings.from_config`` validates them once, at configure time,
+so a bad value stops the run before anything is provisioned, with a message naming the fix.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import ConfigError
+
+# (option, ini type, default, help)
+OPTIONS: list[tuple[str, str, Any, str]] = [
+    (
+        "agent",
+        "linelist",
+        ["oracle"],
+        "agent preset or kind to evaluate; repeat for a matrix (default: oracle)",
+    ),
+    ("provider", "string", "local", "sandbox provider preset or kind (default: local)"),
+    ("provider-opt", "linelist", [], "provider option KEY=VALUE, overriding the preset"),
+    ("model", "string", None, "model name handed to every agent"),
+    ("trials", "string", "1", "trials per agent x variant (default: 1)"),
+    ("threshold", "string", None, "score a trial must reach to pass (default: card, else 1.0)"),
+    ("timeout", "string", None, "agent time budget in seconds (default: the task card's)"),
+    ("output", "string", "reports", "folder for artifacts and results (default: reports)"),
+    ("task-list", "linelist", [], "file of task paths, one a line: run only those"),
+    (
+        "data",
+        "string",
+        None,
+        "ALE task data root laid out <domain>/<task>/<variant>/{input,software,reference}",
+    ),
+    ("infra-retries", "string", "1", "retries of a trial after an infrastructure error"),
+    ("run-id", "string", None, "name of this run (default: time-stamped)"),
+]
+FLAGS: list[tuple[str, str]] = [
+    ("keep", "keep sandboxes after the trial for debugging (prints how to enter them)"),
+    ("sweep", "remove sandboxes left behind by crashed runs (by --ale-run-id, else expired), then exit"),
+]
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ale", "pytest-ale: evaluate agent harnesses on tasks")
+    for name, kind, default, help_text in OPTIONS:
+        dest = "ale_" + name.replace("-", "_")
+        action = "append" if kind == "linelist" else "store"
+        group.addoption(f"--ale-{name}", dest=dest, action=action, default=None, help=help_text)
+        parser.addini(dest, help=help_text, type=kind, default=default)
+    for name, help_text in FLAGS:
+        dest = "ale_" + name.replace("-", "_")
+        group.addoption(f"--ale-{name}", dest=dest, action="store_true", default=None, help=help_text)
+        parser.addini(dest, help=help_text, type="bool", default=False)
+
+
+def _get(config: pytest.Config, name: str) -> Any:
+    dest = "ale_" + name.replace("-", "_")
+    value = config.getoption(dest)
+    return value if value is not None else config.getini(dest)
+
+
+@dataclass
+class Settings:
+    agents: list[str]
+    provider: str
+    provider_options: dict[str, Any]
+    model: str | None
+    trials: int
+    threshold: float | None
+    timeout: float | None
+    output: Path
+    task_lists: list[Path]
+    data: Path | None
+    infra_retries: int
+    run_id: str
+    keep: bool
+    sweep: bool
+    rootdir: Path = field(default_factory=Path.cwd)
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        rootdir = Path(config.rootpath)
+        agents = [a for a in (_get(config, "agent") or ["oracle"]) if a.strip()]
+        out = Path(str(_get(config, "output")))
+        run_id = _get(config, "run-id") or getattr(config, "workerinput", {}).get("ale_run_id")
+        return cls(
+            agents=list(dict.fromkeys(agents)),
+            provider=str(_get(config, "provider")),
+            provider_options=_key_values(_get(config, "provider-opt") or []),
+            model=_get(config, "model"),
+            trials=_number(_get(config, "trials"), "--ale-trials", int, minimum=1),
+            threshold=_optional(_get(config, "threshold"), "--ale-threshold", 0.0, 1.0),
+            timeout=_optional(_get(config, "timeout"), "--ale-timeout", 0.001, None),
+            output=out if out.is_absolute() else rootdir / out,
+            task_lists=[Path(p) for p in _get(config, "task-list") or []],
+            data=_path(_get(config, "data"), rootdir),
+            infra_retries=_number(_get(config, "infra-retries"), "--ale-infra-retries", int, 0),
+            run_id=run_id or new_run_id(),
+            keep=bool(_get(config, "keep")),
+            sweep=bool(_get(config, "sweep")),
+            rootdir=rootdir,
+        )
+
+
+def _path(value: Any, rootdir: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else rootdir / path
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _number(value: Any, option: str, kind: type, minimum: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option} must be a {kind.__name__}, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{option} must be at least {minimum}, not {value!r}")
+    return number
+
+
+def _optional(value: Any, option: str, low: float, high: float | None) -> float | None:
+    if value in (None, ""):
+        return None
+    number = _number(value, option, float, low)
+    if high is not None and number > high:
+        raise ConfigError(f"{option} must be between {low:g} and {high:g}, not {value!r}")
+    return number
+
+
+def _key_values(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--ale-provider-opt takes KEY=VALUE, not {item!r}")
+        result[key.strip()] = yaml.safe_load(raw) if raw else ""
+    return result

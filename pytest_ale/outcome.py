@@ -1,0 +1,90 @@
+"""A trial's outcome: the typed result every report (properties, JSON, tables) reads.
+
+``status`` is one of ``passed`` (score reached the threshold), ``failed`` (graded below
+it), ``timeout`` / ``oom`` (the agent was stopped, graded anyway, below the threshold) and
+``error`` (infrastructure, task or grader fault: no score). ``timed_out`` is kept beside
+the score even when a timed-out agent still passed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("passed", "failed", "timeout", "oom", "error")
+
+
+@dataclass
+class TrialResult:
+    run_id: str
+    test_id: str
+    task: str
+    domain: str
+    agent: str
+    provider: str
+    variant: str
+    trial: int
+    threshold: float
+    tier: str | None = None
+    model: str | None = None
+    agent_version: str | None = None
+    status: str = "error"
+    score: float | None = None
+    explanation: str = ""
+    error: str | None = None
+    error_kind: str | None = None
+    timed_out: bool = False
+    oom: bool = False
+    agent_exit_code: int | None = None
+    attempts: int = 1
+    warnings: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_tokens: int = 0
+    cost_usd: float = 0.0
+    artifacts: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["score"] is not None and math.isnan(data["score"]):
+            data["score"] = None
+        return data
+
+    def properties(self) -> list[tuple[str, object]]:
+        """What ``record_property`` carries into JUnit XML (and xdist reports)."""
+        props: list[tuple[str, object]] = [
+            ("ale_score", "" if self.score is None else round(self.score, 6)),
+            ("ale_status", self.status),
+            ("ale_timed_out", str(self.timed_out).lower()),
+            ("ale_agent", self.agent),
+            ("ale_provider", self.provider),
+            ("ale_task", self.task),
+            ("ale_domain", self.domain),
+            ("ale_variant", self.variant),
+            ("ale_trial", self.trial),
+            ("ale_threshold", self.threshold),
+            ("ale_duration_s", round(self.duration_s, 3)),
+            ("ale_input_tokens", self.input_tokens),
+            ("ale_output_tokens", self.output_tokens),
+            ("ale_cost_usd", round(self.cost_usd, 6)),
+        ]
+        if self.model:
+            props.append(("ale_model", self.model))
+        if self.tier:
+            props.append(("ale_tier", self.tier))
+        if self.artifacts:
+            props.append(("ale_artifacts", self.artifacts))
+        return props
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "result.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""Sandbox providers: ``local`` (embedded default), ``docker``, and third parties' own."""

@@ -1,0 +1,223 @@
+"""The small interfaces every provider implements: ``Sandbox`` and ``Provider``.
+
+A provider turns a ``SandboxSpec`` into a running ``Sandbox``; a sandbox runs commands and
+moves tar streams in and out. Everything else (staging folders, fencing, grading) is built
+once on top of these few methods, so a new provider is one small file.
+
+Paths inside a sandbox are POSIX strings. ``Sandbox.workdir`` is the trial's workspace
+(the agent's working directory), which holds ``input/``, ``software/`` and ``output/``.
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import shlex
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class ExecResult:
+    """What one command in a sandbox did."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    duration_s: float = 0.0
+    oom_killed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass
+class SandboxSpec:
+    """What a trial asks of a provider."""
+
+    run_id: str
+    trial_id: str
+    workdir: str = "/workspace"
+    os: str = "linux"
+    gpu: bool = False
+    cpus: float | None = None
+    memory_gb: float | None = None
+    disk_gb: float | None = None
+    network: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    #: host Unix sockets to expose inside the sandbox, ``{sandbox_path: host_path}``: the
+    #: one door (the model gateway) out of a sandbox that has no network
+    sockets: dict[str, str] = field(default_factory=dict)
+    expiry_s: int = 6 * 3600
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Sandbox(abc.ABC):
+    """One isolated machine (or workspace) for one trial.
+
+    Implementations provide ``exec``, ``put_archive``, ``get_archive`` and ``close``; the
+    file helpers below are built on those and may be overridden for speed.
+    """
+
+    #: ``state`` is host-side scratch shared by a task's ``setup`` and ``evaluate`` (a
+    #: per-run secret, say). It never enters the sandbox.
+    state: dict[str, Any]
+    workdir: str
+    scratch: str
+    spec: SandboxSpec
+
+    def __init__(self, spec: SandboxSpec, workdir: str, scratch: str = "/tmp") -> None:
+        self.spec = spec
+        self.workdir = workdir
+        #: a private writable folder for harness files (instruction, installed tools)
+        self.scratch = scratch
+        self.state = {}
+        #: where each of ``spec.sockets`` can be reached inside this sandbox
+        self.socket_paths: dict[str, str] = {inside: inside for inside in spec.sockets}
+
+    # -- the primitive operations ------------------------------------------------------
+    @abc.abstractmethod
+    def exec(
+        self,
+        cmd: str | list[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        stdin: bytes | None = None,
+    ) -> ExecResult:
+        """Run ``cmd`` (a shell string or an argv list); on timeout kill its process tree."""
+
+    @abc.abstractmethod
+    def put_archive(self, dest: str, data: bytes) -> None:
+        """Extract the tar stream ``data`` into folder ``dest`` (created if missing)."""
+
+    @abc.abstractmethod
+    def get_archive(self, src: str) -> bytes:
+        """A tar stream of folder ``src``'s contents (names relative to it), or of one file."""
+
+    @abc.abstractmethod
+    def kill_all(self) -> int:
+        """Fence: kill every process the trial started; return how many were killed."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything this sandbox holds. Safe to call twice."""
+
+    # -- conveniences built on the primitives -----------------------------------------
+    def path(self, *parts: str) -> str:
+        """An absolute sandbox path under the workspace."""
+        return "/".join([self.workdir.rstrip("/"), *(p.strip("/") for p in parts)])
+
+    def sh(self, script: str, **kwargs: Any) -> ExecResult:
+        return self.exec(["/bin/sh", "-c", script], **kwargs)
+
+    def exists(self, path: str) -> bool:
+        return self.sh(f"test -e {shlex.quote(path)}").exit_code == 0
+
+    def is_file(self, path: str) -> bool:
+        return self.sh(f"test -f {shlex.quote(path)}").exit_code == 0
+
+    def is_dir(self, path: str) -> bool:
+        return self.sh(f"test -d {shlex.quote(path)}").exit_code == 0
+
+    def read_bytes(self, path: str) -> bytes:
+        """The content of one regular file; ``FileNotFoundError`` when there is none."""
+        if not self.is_file(path):
+            raise FileNotFoundError(path)
+        with tarfile.open(fileobj=io.BytesIO(self.get_archive(path))) as tar:
+            for member in tar:
+                extracted = tar.extractfile(member) if member.isfile() else None
+                if extracted is not None:
+                    return extracted.read()
+        raise FileNotFoundError(path)
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        return self.read_bytes(path).decode(encoding)
+
+    def write_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        parent, _, name = path.rstrip("/").rpartition("/")
+        self.put_archive(parent or "/", tar_of_file(name, data, mode))
+
+    def write_text(self, path: str, text: str, encoding: str = "utf-8") -> None:
+        self.write_bytes(path, text.encode(encoding))
+
+    def mkdir(self, path: str) -> None:
+        self.exec(["mkdir", "-p", path])
+
+    def listdir(self, path: str) -> list[str]:
+        result = self.exec(["ls", "-A1", path])
+        if result.exit_code != 0:
+            raise FileNotFoundError(path)
+        return [line for line in result.stdout.splitlines() if line]
+
+    # -- optional GUI ------------------------------------------------------------------
+    def screenshot(self) -> bytes:
+        raise NotImplementedError(f"{type(self).__name__} has no display")
+
+    def describe(self) -> str:
+        """One line telling a person how to get into this sandbox (for ``--ale-keep``)."""
+        return f"{type(self).__name__} at {self.workdir}"
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def tar_of_file(name: str, data: bytes, mode: int = 0o644) -> bytes:
+    """A tar stream holding one regular file."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = mode
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Provider(abc.ABC):
+    """Makes sandboxes. One provider object per pytest process (xdist worker).
+
+    ``options`` come from the provider preset (``providers/NAME.yaml``) merged with the
+    command line. ``capabilities`` lets the plugin skip tasks a provider cannot host.
+    """
+
+    name: ClassVar[str] = "provider"
+    #: what the provider can host; tasks needing anything else are skipped with a reason
+    capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options: dict[str, Any] = dict(options or {})
+
+    @classmethod
+    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
+        """``None`` when the provider (with ``options``) can host ``spec``; else why not.
+
+        A class method: collection asks it without starting the provider.
+        """
+        if spec.os not in cls.capabilities:
+            return f"provider {cls.name!r} cannot run {spec.os} tasks"
+        if spec.gpu and "gpu" not in cls.capabilities and not options.get("gpu"):
+            return f"provider {cls.name!r} has no GPU (task card asks for one)"
+        return None
+
+    @abc.abstractmethod
+    def acquire(self, spec: SandboxSpec) -> Sandbox:
+        """Start a fresh sandbox; raise ``InfrastructureError`` when that fails."""
+
+    def release(self, sandbox: Sandbox) -> None:
+        sandbox.close()
+
+    def sweep(self, run_id: str | None = None) -> list[str]:
+        """Remove leftovers of ``run_id`` (or every expired one); return what was removed."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """End of the session: release anything the provider itself holds."""

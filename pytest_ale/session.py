@@ -1,0 +1,117 @@
+"""Per-process run state: settings, agent instances, the provider, and where results go.
+
+One ``AleSession`` per pytest process (the controller and each xdist worker). The
+provider is created on first use, so collecting (``--collect-only``) provisions nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from . import presets, registry
+from .agents.base import Agent
+from .errors import ConfigError
+from .options import Settings
+from .outcome import TrialResult
+from .sandbox import Provider, SandboxSpec
+
+if TYPE_CHECKING:
+    from .task import TaskDefinition
+
+STATIC_MARKERS = {
+    "linux": "task runs on Linux",
+    "windows": "task needs a Windows machine",
+    "macos": "task needs a macOS machine",
+    "gpu": "task needs a GPU",
+    "licensed": "task needs licensed software",
+    "near_term": "tier: near-term",
+    "full_spectrum": "tier: full-spectrum",
+    "last_exam": "tier: last-exam",
+}
+
+
+class AleSession:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self._agents: dict[str, Agent] = {}
+        self._agent_presets = {}
+        for name in settings.agents:
+            overrides = {"model": settings.model} if settings.model else {}
+            preset = presets.resolve(name, "agents", settings.rootdir, overrides)
+            self._agent_presets[name] = preset
+            self._agents[name] = registry.load(registry.AGENT_GROUP, preset.kind)(preset.options, label=name)
+        self.provider_preset = presets.resolve(
+            settings.provider, "providers", settings.rootdir, settings.provider_options
+        )
+        self.provider_class: type[Provider] = registry.load(
+            registry.PROVIDER_GROUP, self.provider_preset.kind
+        )
+        if not (isinstance(self.provider_class, type) and issubclass(self.provider_class, Provider)):
+            raise ConfigError(f"provider {settings.provider!r} is not a pytest_ale Provider")
+        self._provider: Provider | None = None
+        self._markers: set[str] = set(STATIC_MARKERS)
+        for name, text in STATIC_MARKERS.items():
+            config.addinivalue_line("markers", f"{name}: {text} (pytest-ale)")
+
+    # -- agents and provider -----------------------------------------------------------
+    @property
+    def agents(self) -> list[str]:
+        return list(self._agents)
+
+    def agent(self, label: str) -> Agent:
+        return self._agents[label]
+
+    def provider(self) -> Provider:
+        if self._provider is None:
+            options = dict(self.provider_preset.options)
+            if self.settings.keep:
+                options["keep"] = True
+            self._provider = self.provider_class(options)
+        return self._provider
+
+    def provider_refusal(self, task: TaskDefinition) -> str | None:
+        spec = SandboxSpec(run_id="", trial_id="", os=task.card.os, gpu=task.card.gpu)
+        return self.provider_class.supports(spec, self.provider_preset.options)
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+            self._provider = None
+
+    # -- markers ---------------------------------------------------------------------
+    def register_markers(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self._markers:
+                self._markers.add(name)
+                self.config.addinivalue_line("markers", f"{name}: task card fact (pytest-ale)")
+
+    # -- results ---------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.output / "runs" / self.settings.run_id
+
+    def artifacts_dir(self, item: pytest.Item) -> Path:
+        task_folder: Path = item.task_folder  # type: ignore[attr-defined]
+        try:
+            rel = task_folder.resolve().relative_to(self.settings.rootdir.resolve())
+        except ValueError:
+            rel = Path(task_folder.name)
+        leaf = re.sub(r"[^0-9A-Za-z_.-]+", "_", item.name.partition("[")[2].rstrip("]"))
+        return self.run_dir / rel / (leaf or item.name)
+
+    def record(self, result: TrialResult) -> None:
+        """Append the trial to ``results.jsonl`` at once, under a lock (xdist-safe)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(result.to_json(), sort_keys=True) + "\n"
+        with open(self.run_dir / "results.jsonl", "a", encoding="utf-8") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(line)
+            fh.flush()
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,135 @@
+"""Moving task data as tar streams: folders in, output out, reference at grading time.
+
+Every transfer is one archive each way. Extraction on the host is defensive: absolute
+names, ``..``, links that point outside the destination, device files and archives over
+the size cap are refused member by member, each refusal reported, never fatal to the rest.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import StagingError
+
+DEFAULT_MAX_OUTPUT_BYTES = 2 * 1024**3
+
+
+def tar_folders(folders: Mapping[str, Path], exclude: Iterable[str] = ()) -> bytes:
+    """One tar stream holding each host folder under its name (``{"input": path}``).
+
+    Modes and symlinks are kept as they are (links are not followed); folders that do
+    not exist are skipped. ``exclude`` names top-level entries of the folders to leave out.
+    """
+    skipped = set(exclude)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for arcname, folder in folders.items():
+            folder = Path(folder)
+            if not folder.is_dir():
+                continue
+            tar.add(
+                folder,
+                arcname=arcname,
+                recursive=True,
+                filter=lambda info: None if _top(info.name) in skipped else _normalize(info),
+            )
+    return buf.getvalue()
+
+
+def tar_directory_contents(folder: Path) -> bytes:
+    """A tar stream of the contents of ``folder`` (member names relative to it)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in sorted(folder.iterdir()):
+            tar.add(entry, arcname=entry.name, recursive=True, filter=_normalize)
+    return buf.getvalue()
+
+
+def _top(name: str) -> str:
+    parts = name.split("/")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _normalize(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+@dataclass
+class ExtractReport:
+    """What ``safe_extract`` did: files written and members it refused, with reasons."""
+
+    files: int = 0
+    bytes: int = 0
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.refused
+
+
+def safe_extract(
+    data: bytes | io.BufferedIOBase,
+    dest: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    strip_prefix: str = "",
+) -> ExtractReport:
+    """Extract a tar stream into ``dest``, refusing anything that could escape it.
+
+    Uses the standard library's ``data`` filter per member, so one bad member (a symlink
+    to ``/etc/passwd``, say) is skipped and reported while the rest are extracted.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    report = ExtractReport()
+    fileobj = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    try:
+        tar = tarfile.open(fileobj=fileobj, mode="r|*")  # noqa: SIM115 - closed by `with` below
+    except tarfile.TarError as exc:
+        raise StagingError(f"not a tar stream: {exc}") from exc
+    with tar:
+        for member in tar:
+            name = member.name
+            if strip_prefix:
+                if name.rstrip("/") == strip_prefix.rstrip("/"):
+                    continue
+                if not name.startswith(strip_prefix):
+                    continue
+                member.name = name[len(strip_prefix) :]
+            if member.isfile() and report.bytes + member.size > max_bytes:
+                report.refused.append(f"{member.name}: output exceeds the {max_bytes // 1024**2} MiB cap")
+                continue
+            reason = _refusal(member, dest)
+            if reason:
+                report.refused.append(f"{member.name}: {reason}")
+                continue
+            try:
+                tar.extract(member, dest, filter="data")
+            except (tarfile.FilterError, OSError) as exc:
+                report.refused.append(f"{member.name}: {exc}")
+                continue
+            if member.isfile():
+                report.files += 1
+                report.bytes += member.size
+    return report
+
+
+def _refusal(member: tarfile.TarInfo, dest: Path) -> str | None:
+    if member.issym() or member.islnk():
+        target = member.linkname
+        base = os.path.dirname(member.name) if member.issym() else ""
+        resolved = os.path.normpath(os.path.join(dest, base, target))
+        if os.path.isabs(target) or not resolved.startswith(str(dest) + os.sep):
+            return (
+                f"a link to {target!r}, outside the folder; not collected "
+                "(write real files into output/, not links to elsewhere)"
+            )
+    if member.isdev() or member.isfifo():
+        return "a device or pipe; not collected"
+    return None

@@ -1,0 +1,88 @@
+"""What a trial needs from a task, whatever format the task is written in.
+
+``TaskDefinition`` is implemented by native tasks (``native.py``) and by ALE-format tasks
+(``compat/``). The trial drives both through the same few calls, in the order of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+
+from .card import TaskCard, marker_name
+from .sandbox import Sandbox
+from .scoring import Grade
+
+DATA_KINDS = ("input", "software")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The host folders of one variant's data; ``None`` where the task has none."""
+
+    input: Path | None
+    software: Path | None
+    reference: Path | None
+    solution: Path | None
+
+
+class TaskDefinition(abc.ABC):
+    """A loaded, validated task: its card, variants, instruction, setup and grader."""
+
+    folder: Path
+    card: TaskCard
+    #: "native" or "ale"
+    format: str = "native"
+
+    def __init__(self, folder: Path, card: TaskCard) -> None:
+        self.folder = folder
+        self.card = card
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def domain(self) -> str:
+        return self.card.domain(self.folder)
+
+    def markers(self) -> list[str]:
+        """Card facts as marker names: OS, ``gpu``, ``licensed``, domain, tier."""
+        names = [self.card.os, marker_name(self.domain)]
+        if self.card.gpu:
+            names.append("gpu")
+        if self.card.licensed:
+            names.append("licensed")
+        if self.card.tier:
+            names.append(marker_name(self.card.tier))
+        names.extend(marker_name(tag) for tag in self.card.tags)
+        return list(dict.fromkeys(names))
+
+    @abc.abstractmethod
+    def variants(self) -> list[str]:
+        """Variant names, each becomes items (``base`` when the task has one)."""
+
+    @abc.abstractmethod
+    def instruction(self, variant: str) -> str:
+        """The instruction handed to the agent."""
+
+    @abc.abstractmethod
+    def data(self, variant: str) -> TaskData:
+        """Where this variant's data lives on the host."""
+
+    def workdir(self, variant: str) -> str:
+        """The sandbox path of the trial's workspace (input/, software/, output/)."""
+        return "/workspace"
+
+    def skip_reason(self, variant: str) -> str | None:
+        """Why this variant cannot run at all here (missing data, say), else ``None``."""
+        return None
+
+    @abc.abstractmethod
+    def setup(self, sandbox: Sandbox, variant: str) -> None:
+        """Prepare the sandbox after input/ and software/ are staged."""
+
+    @abc.abstractmethod
+    def grade(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
+        """Score the trial. The sandbox is fenced: nothing the agent started still runs."""

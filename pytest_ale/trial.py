@@ -1,0 +1,230 @@
+"""One trial's lifecycle, readable top to bottom (DESIGN.md steps 1-9).
+
+acquire -> stage input/software -> task setup -> install + run the agent (time-boxed)
+-> fence (kill everything it started) -> collect output/ -> grade on the host -> record
+-> release, always. Infrastructure faults retry the whole trial on a fresh sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .agents.base import Agent, AgentContext, AgentResult
+from .errors import AleError, GraderError, InfrastructureError, StagingError, TaskDefinitionError
+from .outcome import TrialResult
+from .sandbox import Provider, Sandbox, SandboxSpec
+from .scoring import passes
+from .staging import safe_extract, tar_folders
+from .task import TaskDefinition
+from .trajectory import process_trajectory
+
+
+@dataclass
+class TrialPlan:
+    """Everything one trial needs, resolved by the plugin."""
+
+    task: TaskDefinition
+    variant: str
+    trial: int
+    agent: Agent
+    provider: Provider
+    provider_name: str
+    run_id: str
+    test_id: str
+    artifacts: Path
+    threshold: float
+    timeout_s: float
+    infra_retries: int = 1
+    keep: bool = False
+    on_phase: Callable[[str], None] | None = None
+
+
+def run_trial(plan: TrialPlan) -> TrialResult:
+    """Run one trial to a ``TrialResult``; never raises for task, agent or grader faults."""
+    task = plan.task
+    result = TrialResult(
+        run_id=plan.run_id,
+        test_id=plan.test_id,
+        task=str(task.name),
+        domain=task.domain,
+        agent=plan.agent.label,
+        provider=plan.provider_name,
+        variant=plan.variant,
+        trial=plan.trial,
+        threshold=plan.threshold,
+        tier=task.card.tier,
+        model=plan.agent.model,
+        artifacts=str(plan.artifacts),
+    )
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        result.attempts = attempt
+        try:
+            _attempt(plan, result)
+            break
+        except InfrastructureError as exc:
+            if attempt <= plan.infra_retries:
+                result.warnings.append(f"attempt {attempt}: infrastructure error, retried: {exc}")
+                continue
+            _fail(result, "infrastructure", exc)
+            break
+        except TaskDefinitionError as exc:
+            _fail(result, "task", exc)
+            break
+        except (GraderError, StagingError) as exc:
+            _fail(result, "grader" if isinstance(exc, GraderError) else "staging", exc)
+            break
+        except AleError as exc:
+            _fail(result, "config", exc)
+            break
+    result.duration_s = time.monotonic() - started
+    result.write(plan.artifacts)
+    return result
+
+
+def _fail(result: TrialResult, kind: str, exc: BaseException) -> None:
+    result.status = "error"
+    result.error_kind = kind
+    result.error = str(exc)
+    result.score = None
+
+
+def _attempt(plan: TrialPlan, result: TrialResult) -> None:
+    task, variant = plan.task, plan.variant
+    phases = result.phases
+    shutil.rmtree(plan.artifacts / "output", ignore_errors=True)
+    spec = SandboxSpec(
+        run_id=plan.run_id,
+        trial_id=plan.test_id,
+        workdir=task.workdir(variant),
+        os=task.card.os,
+        gpu=task.card.gpu,
+        network=task.card.network,
+        cpus=task.card.resources["cpus"],
+        memory_gb=task.card.resources["memory_gb"],
+        disk_gb=task.card.resources["disk_gb"],
+        labels={"ale-run-id": plan.run_id, "ale-test-id": plan.test_id[:200]},
+        sockets=plan.agent.sandbox_sockets(plan.test_id),
+    )
+    with _phase(plan, phases, "acquire"):
+        sandbox = plan.provider.acquire(spec)
+    try:
+        data = task.data(variant)
+        with _phase(plan, phases, "stage"):
+            folders = {k: p for k, p in (("input", data.input), ("software", data.software)) if p}
+            sandbox.put_archive(sandbox.workdir, tar_folders(folders))
+            sandbox.mkdir(sandbox.path("output"))
+        with _phase(plan, phases, "setup"):
+            task.setup(sandbox, variant)
+        with _phase(plan, phases, "install"):
+            plan.agent.install(sandbox)
+        agent_result = _run_agent(plan, sandbox, phases)
+        _absorb_agent(result, agent_result)
+        with _phase(plan, phases, "fence"):
+            killed = sandbox.kill_all()
+            if killed:
+                result.warnings.append(f"fence: killed {killed} process(es) the agent left running")
+        with _phase(plan, phases, "collect"):
+            output_dir = _collect(sandbox, plan.artifacts / "output", result)
+        _save_logs(plan, agent_result)
+        with _phase(plan, phases, "grade"):
+            grade = task.grade(sandbox, variant, output_dir)
+        result.score = grade.score
+        result.explanation = grade.explanation
+        result.status = _status(result, plan.threshold)
+        result.error = result.error_kind = None
+    finally:
+        with _phase(plan, phases, "release"):
+            if plan.keep:
+                result.warnings.append(f"kept for debugging: {sandbox.describe()}")
+            plan.provider.release(sandbox)
+
+
+def _run_agent(plan: TrialPlan, sandbox: Sandbox, phases: dict[str, float]) -> AgentResult:
+    context = AgentContext(
+        instruction=plan.task.instruction(plan.variant),
+        timeout_s=plan.timeout_s,
+        workdir=sandbox.workdir,
+        task=plan.task,
+        variant=plan.variant,
+        artifacts=plan.artifacts,
+        model=plan.agent.model,
+    )
+    with _phase(plan, phases, "agent"):
+        try:
+            return plan.agent.run(sandbox, context)
+        except AleError:
+            raise
+        except Exception as exc:
+            raise InfrastructureError(
+                f"harness {plan.agent.label!r} crashed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _absorb_agent(result: TrialResult, agent: AgentResult) -> None:
+    result.timed_out = agent.timed_out
+    result.oom = agent.oom
+    result.agent_exit_code = agent.exit_code
+    result.agent_version = agent.version
+    usage = agent.usage
+    result.input_tokens = usage.input_tokens
+    result.output_tokens = usage.output_tokens
+    result.cache_tokens = usage.cache_read_tokens + usage.cache_write_tokens
+    result.cost_usd = usage.cost_usd
+    if agent.exit_code not in (0, None):
+        result.warnings.append(f"agent exited with code {agent.exit_code}")
+
+
+def _collect(sandbox: Sandbox, dest: Path, result: TrialResult) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        archive = sandbox.get_archive(sandbox.path("output"))
+    except FileNotFoundError:
+        result.warnings.append("the agent removed output/; graded as empty")
+        return dest
+    report = safe_extract(archive, dest)
+    for refusal in report.refused:
+        result.warnings.append(f"output/{refusal}")
+    return dest
+
+
+def _save_logs(plan: TrialPlan, agent: AgentResult) -> None:
+    plan.artifacts.mkdir(parents=True, exist_ok=True)
+    (plan.artifacts / "agent.log").write_text(agent.log, encoding="utf-8", errors="replace")
+    trajectory = agent.trajectory or process_trajectory(
+        plan.test_id,
+        plan.agent.label,
+        agent.version,
+        plan.task.instruction(plan.variant),
+        agent.log,
+        agent.exit_code,
+    ).model_dump(exclude_none=True)
+    (plan.artifacts / "trajectory.json").write_text(json.dumps(trajectory, indent=2) + "\n")
+
+
+def _status(result: TrialResult, threshold: float) -> str:
+    assert result.score is not None
+    if passes(result.score, threshold):
+        return "passed"
+    if result.timed_out:
+        return "timeout"
+    return "oom" if result.oom else "failed"
+
+
+@contextmanager
+def _phase(plan: TrialPlan, phases: dict[str, float], name: str) -> Iterator[None]:
+    if plan.on_phase:
+        plan.on_phase(name)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        phases[name] = round(phases.get(name, 0.0) + time.monotonic() - started, 4)

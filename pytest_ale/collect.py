@@ -79,7 +79,8 @@ class TaskFile(pytest.File):
                     )
                     for marker in markers:
                         item.add_marker(marker)
-                    reason = task.skip_reason(variant) or session.provider_refusal(task)
+                    # the platform first: no point asking for data a provider cannot use
+                    reason = session.provider_refusal(task) or task.skip_reason(variant)
                     if reason:
                         item.add_marker(pytest.mark.skip(reason=reason))
                     yield item
@@ -138,7 +139,7 @@ class TrialItem(pytest.Item):
             pytest.fail(failure_message(self.result), pytrace=False)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.task.name} [{self.agent_label} {self.variant} t{self.trial}]"
+        return self.path, 0, f"{self.task.name} [{self.agent_label} {self.variant} t{self.trial}]"
 
 
 class BrokenTaskItem(pytest.Item):
@@ -166,7 +167,7 @@ class BrokenTaskItem(pytest.Item):
         pass
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.path.parent.name} [broken task]"
+        return self.path, 0, f"{self.path.parent.name} [broken task]"
 
 
 class AleTrialWarning(pytest.PytestWarning):

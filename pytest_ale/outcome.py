@@ -48,6 +48,9 @@ class TrialResult:
     cache_tokens: int = 0
     cost_usd: float = 0.0
     artifacts: str | None = None
+    budget_exceeded: bool = False
+    #: harness-specific report properties (gateway requests, rate-limit retries, ...)
+    extra_properties: dict[str, object] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -83,6 +86,9 @@ class TrialResult:
             props.append(("ale_tier", self.tier))
         if self.artifacts:
             props.append(("ale_artifacts", self.artifacts))
+        if self.budget_exceeded:
+            props.append(("ale_budget_exceeded", "true"))
+        props.extend(self.extra_properties.items())
         return props
 
     def write(self, folder: Path) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import tarfile
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,78 @@ def tar_directory_contents(folder: Path) -> bytes:
         for entry in sorted(folder.iterdir()):
             tar.add(entry, arcname=entry.name, recursive=True, filter=_normalize)
     return buf.getvalue()
+
+
+def stream_folders(
+    folders: Mapping[str, Path],
+    *,
+    uid: int | None = None,
+    gid: int | None = None,
+    chunk_size: int = 1 << 20,
+) -> Iterator[bytes]:
+    """Like ``tar_folders`` but streamed: chunks of about ``chunk_size`` bytes, produced by a
+    thread as they are consumed, so 1 GiB of input never sits in memory. ``uid``/``gid``
+    set the owner recorded for every member (default: 0, as ``tar_folders``)."""
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info = _normalize(info)
+        info.uid, info.gid = uid or 0, gid or 0
+        return info
+
+    def produce() -> None:
+        writer = _ChunkWriter(chunks, chunk_size, stop)
+        try:
+            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for arcname, folder in folders.items():
+                    if Path(folder).is_dir():
+                        tar.add(folder, arcname=arcname, recursive=True, filter=owned)
+            writer.flush()
+            _put(chunks, None, stop)
+        except BaseException as exc:  # handed to the consumer, raised there
+            if not stop.is_set():
+                _put(chunks, exc, stop)
+
+    threading.Thread(target=produce, name="ale-tar-stream", daemon=True).start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise StagingError(f"could not read the folders to stage: {item}") from item
+            yield item
+    finally:
+        stop.set()
+
+
+class _ChunkWriter(io.RawIOBase):
+    """A write-only file that hands its bytes to a queue in chunks."""
+
+    def __init__(self, chunks: queue.Queue, size: int, stop: threading.Event) -> None:
+        self.chunks, self.size, self.stop, self.buf = chunks, size, stop, bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.buf += data
+        if len(self.buf) >= self.size:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            _put(self.chunks, bytes(self.buf), self.stop)
+            self.buf.clear()
+
+
+def _put(chunks: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            chunks.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+    raise StagingError("the consumer of the tar stream went away")
 
 
 def _top(name: str) -> str:

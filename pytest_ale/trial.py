@@ -179,6 +179,10 @@ def _absorb_agent(result: TrialResult, agent: AgentResult) -> None:
     result.output_tokens = usage.output_tokens
     result.cache_tokens = usage.cache_read_tokens + usage.cache_write_tokens
     result.cost_usd = usage.cost_usd
+    result.extra_properties.update(agent.properties)
+    if agent.budget_exceeded:
+        result.budget_exceeded = True
+        result.warnings.append(f"budget exceeded, agent stopped: {agent.budget_exceeded}")
     if agent.exit_code not in (0, None):
         result.warnings.append(f"agent exited with code {agent.exit_code}")
 

@@ -56,6 +56,10 @@ class AgentResult:
     usage: Usage = field(default_factory=Usage)
     version: str | None = None
     duration_s: float = 0.0
+    #: why the model gateway stopped the agent for exceeding its budget, if it did
+    budget_exceeded: str | None = None
+    #: extra report properties (``ale_*`` names) the harness wants in JUnit / results
+    properties: dict[str, object] = field(default_factory=dict)
 
 
 class Agent(abc.ABC):

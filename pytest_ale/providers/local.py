@@ -48,6 +48,7 @@ class LocalSandbox(Sandbox):
         self.options = options
         self.marker = uuid.uuid4().hex
         self.closed = False
+        self.running = 0  # commands in flight: with bubblewrap, nothing outlives its command
         for sub in ("workspace", "tmp", "home", "bin"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         python = shutil.which("python3") or sys.executable
@@ -177,7 +178,18 @@ class LocalSandbox(Sandbox):
         host = self.to_host(path)
         return host.exists() if host is not None else super().exists(path)
 
+    def mkdir(self, path: str) -> None:
+        host = self.to_host(path)
+        if host is None:
+            super().mkdir(path)
+        else:
+            host.mkdir(parents=True, exist_ok=True)
+
     def kill_all(self) -> int:
+        if self.bwrap and not self.running:
+            # each command ran as PID 1 of its own PID namespace: when it ended, the kernel
+            # killed everything it had started, so there is nothing left to find
+            return 0
         return kill_marked(self.marker)
 
     def close(self) -> None:

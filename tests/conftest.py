@@ -1,0 +1,94 @@
+"""Fixtures for the plugin's own tests: build task folders and agent presets in pytester."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GOOD_MAIN = """
+from pathlib import Path
+
+INSTRUCTION = "Copy input/data.txt to output/data.txt, upper-cased."
+
+
+def evaluate(output_dir: Path, reference_dir: Path, sandbox) -> tuple[float, str]:
+    out = output_dir / "data.txt"
+    if not out.is_file():
+        return 0.0, "output/data.txt is missing"
+    want = (reference_dir / "data.txt").read_text()
+    if out.read_text() == want:
+        return 1.0, "matches"
+    return 0.0, f"expected {want!r}, got {out.read_text()!r}"
+"""
+
+GOOD_SOLUTION = "tr a-z A-Z < input/data.txt > output/data.txt\n"
+
+TaskMaker = Callable[..., Path]
+
+
+@pytest.fixture
+def make_task(pytester: pytest.Pytester) -> TaskMaker:
+    """Write a task folder under ``tasks/<domain>/<name>`` in the pytester directory."""
+
+    def make(
+        name: str = "upper",
+        *,
+        domain: str = "demo",
+        main: str | None = GOOD_MAIN,
+        card: dict[str, Any] | str | bytes | None = None,
+        solution: str | None = GOOD_SOLUTION,
+        files: dict[str, str] | None = None,
+    ) -> Path:
+        folder = pytester.path / "tasks" / domain / name
+        folder.mkdir(parents=True, exist_ok=True)
+        if main is not None:
+            (folder / "main.py").write_text(textwrap.dedent(main))
+        if card is None:
+            card = {"domain": domain, "tier": "near-term", "timeout": 30}
+        if isinstance(card, dict):
+            (folder / "task_card.json").write_text(json.dumps(card))
+        elif isinstance(card, bytes):
+            (folder / "task_card.json").write_bytes(card)
+        else:
+            (folder / "task_card.json").write_text(card)
+        (folder / "input").mkdir(exist_ok=True)
+        (folder / "input" / "data.txt").write_text("hello world\n")
+        (folder / "reference").mkdir(exist_ok=True)
+        (folder / "reference" / "data.txt").write_text("HELLO WORLD\n")
+        if solution is not None:
+            (folder / "solution").mkdir(exist_ok=True)
+            (folder / "solution" / "solve.sh").write_text(solution)
+        for rel, text in (files or {}).items():
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def command_agent(pytester: pytest.Pytester) -> Callable[[str, str], str]:
+    """Write ``agents/<name>.yaml`` for a ``command`` agent; returns the preset name."""
+
+    def make(name: str, command: str) -> str:
+        (pytester.path / "agents").mkdir(exist_ok=True)
+        (pytester.path / "agents" / f"{name}.yaml").write_text(
+            f"kind: command\ncommand: {json.dumps(command)}\n"
+        )
+        return name
+
+    return make
+
+
+def results(pytester: pytest.Pytester) -> list[dict[str, Any]]:
+    """Every ``results.jsonl`` line written under the pytester directory's reports/."""
+    rows = []
+    for path in sorted((pytester.path / "reports" / "runs").glob("*/results.jsonl")):
+        rows.extend(json.loads(line) for line in path.read_text().splitlines() if line)
+    return rows

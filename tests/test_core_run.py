@@ -1,0 +1,138 @@
+"""End-to-end runs of the plugin on the local sandbox: pass/fail, reports, artifacts."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from .conftest import results
+
+
+def test_oracle_passes_and_noop_fails(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    make_task("lower", domain="finance")
+    run = pytester.runpytest("tasks", "--ale-agent=oracle", "--ale-agent=noop", "-v")
+    run.assert_outcomes(passed=2, failed=2)
+    run.stdout.fnmatch_lines(
+        [
+            "*tasks/demo/upper/main.py::upper[[]oracle-base-t1[]] PASSED*",
+            "*tasks/demo/upper/main.py::upper[[]noop-base-t1[]] FAILED*",
+            "*pytest-ale results*",
+            "agent*domain*trials*mean*pass rate*errors*",
+            "noop*demo*1*0.000*0%*0*",
+            "oracle*finance*1*1.000*100%*0*",
+        ]
+    )
+    assert run.ret == pytest.ExitCode.TESTS_FAILED
+    by_agent = {(r["agent"], r["task"]): r for r in results(pytester)}
+    assert by_agent[("oracle", "upper")]["score"] == 1.0
+    assert by_agent[("noop", "upper")]["score"] == 0.0
+    assert by_agent[("noop", "upper")]["explanation"] == "output/data.txt is missing"
+
+
+def test_exit_code_zero_only_when_every_trial_passed(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    assert pytester.runpytest("tasks").ret == pytest.ExitCode.OK
+    assert pytester.runpytest("tasks", "--ale-agent=noop").ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_failure_message_carries_score_and_explanation(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    run = pytester.runpytest("tasks", "--ale-agent=noop")
+    run.stdout.fnmatch_lines(
+        [
+            "*upper [[]noop base t1[]]: score 0.000 < threshold 1.000 (status failed)*",
+            "*grader: output/data.txt is missing*",
+        ]
+    )
+    run.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_junitxml_carries_score_properties_without_warnings(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    make_task("other")
+    run = pytester.runpytest(
+        "tasks", "--ale-agent=oracle", "--ale-agent=noop", "--junitxml=junit.xml", "-W", "error"
+    )
+    run.assert_outcomes(passed=2, failed=2)
+    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    scores = {}
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        scores[case.get("name")] = (props["ale_score"], props["ale_status"], props["ale_duration_s"])
+    assert {name: s[:2] for name, s in scores.items()} == {
+        "upper[oracle-base-t1]": ("1.0", "passed"),
+        "upper[noop-base-t1]": ("0.0", "failed"),
+        "other[oracle-base-t1]": ("1.0", "passed"),
+        "other[noop-base-t1]": ("0.0", "failed"),
+    }
+    assert all(float(s[2]) > 0 for s in scores.values())
+    run.stdout.no_fnmatch_line("*warnings summary*")
+
+
+def test_artifacts_hold_output_result_log_and_trajectory(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    pytester.runpytest("tasks", "--ale-run-id=r1").assert_outcomes(passed=1)
+    folder = pytester.path / "reports" / "runs" / "r1" / "tasks" / "demo" / "upper" / "oracle-base-t1"
+    assert (folder / "output" / "data.txt").read_text() == "HELLO WORLD\n"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "passed" and result["score"] == 1.0
+    assert set(result["phases"]) >= {"acquire", "stage", "setup", "agent", "fence", "grade"}
+    trajectory = json.loads((folder / "trajectory.json").read_text())
+    assert trajectory["steps"][0]["source"] == "user"
+    assert trajectory["steps"][0]["message"].startswith("Copy input/data.txt")
+    assert (folder / "agent.log").exists()
+    summary = json.loads((pytester.path / "reports" / "summary.json").read_text())
+    assert summary["run_id"] == "r1"
+    assert {"agent": "oracle", "domain": "demo"}.items() <= summary["groups"][0].items()
+
+
+def test_threshold_from_option_and_card(pytester: pytest.Pytester, make_task) -> None:
+    half = """
+        INSTRUCTION = "do it"
+        def evaluate(output_dir, reference_dir, sandbox):
+            return 0.5, "half"
+    """
+    make_task("half", main=half, card={"domain": "demo", "threshold": 0.5})
+    make_task("strict", main=half)
+    pytester.runpytest("tasks").assert_outcomes(passed=1, failed=1)
+    pytester.runpytest("tasks", "--ale-threshold=0.4").assert_outcomes(passed=2)
+    pytester.runpytest("tasks", "--ale-threshold=0.9").assert_outcomes(failed=2)
+
+
+def test_ini_keys_configure_the_run(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    pytester.makeini("[pytest]\nale_agent =\n    noop\n    oracle\nale_trials = 2\n")
+    run = pytester.runpytest("tasks")
+    run.assert_outcomes(passed=2, failed=2)
+
+
+def test_reference_never_enters_the_sandbox(pytester: pytest.Pytester, make_task, command_agent) -> None:
+    make_task("upper", files={"reference/secret-answer.txt": "MARKER-5f1c-REFERENCE"})
+    tasks_dir = pytester.path / "tasks"
+    command_agent(
+        "snoop",
+        "find / \\( -path /proc -o -path /sys \\) -prune -o -name 'secret-answer.txt' -print "
+        "2>/dev/null > output/found.txt; "
+        f"ls {tasks_dir} >> output/found.txt 2>&1; "
+        # content search of every folder but the system's binaries and libraries
+        "grep -rl MARKER-5f1c-REFERENCE /etc /home /root /tmp /workspace /media /mnt /srv /var "
+        "2>/dev/null >> output/found.txt; true",
+    )
+    pytester.runpytest("tasks", "--ale-agent=snoop", "--ale-run-id=snoop")
+    found = next((pytester.path / "reports" / "runs" / "snoop").rglob("found.txt")).read_text()
+    assert "secret-answer" not in found
+    assert "MARKER" not in found
+    assert "No such file" in found  # the host's task folder is not visible at all
+
+
+def test_ordinary_test_files_are_left_to_pytest(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    (pytester.path / "helpers").mkdir()
+    (pytester.path / "helpers" / "main.py").write_text("raise SystemExit('must not be imported')\n")
+    run = pytester.runpytest("-v")
+    run.assert_outcomes(passed=2)
+    run.stdout.fnmatch_lines(["*test_plain.py::test_ok PASSED*"])

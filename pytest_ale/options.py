@@ -41,9 +41,18 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("infra-retries", "string", "1", "retries of a trial after an infrastructure error"),
     ("run-id", "string", None, "name of this run (default: time-stamped)"),
+    ("shard", "string", None, "run only shard I of N (I/N, 1-based): splits a suite across CI jobs"),
+    (
+        "baseline",
+        "string",
+        None,
+        "results.jsonl or summary.json of an earlier run: fail on a significant score drop",
+    ),
+    ("gate-alpha", "string", "0.05", "significance level of the --ale-baseline gate"),
 ]
 FLAGS: list[tuple[str, str]] = [
     ("keep", "keep sandboxes after the trial for debugging (prints how to enter them)"),
+    ("resume", "skip trials already recorded in this --ale-run-id's results.jsonl"),
     ("sweep", "remove sandboxes left behind by crashed runs (by --ale-run-id, else expired), then exit"),
 ]
 
@@ -83,6 +92,10 @@ class Settings:
     run_id: str
     keep: bool
     sweep: bool
+    resume: bool
+    shard: tuple[int, int] | None
+    baseline: Path | None
+    gate_alpha: float
     rootdir: Path = field(default_factory=Path.cwd)
 
     @classmethod
@@ -106,6 +119,10 @@ class Settings:
             run_id=run_id or new_run_id(),
             keep=bool(_get(config, "keep")),
             sweep=bool(_get(config, "sweep")),
+            resume=bool(_get(config, "resume")),
+            shard=_shard(_get(config, "shard")),
+            baseline=_path(_get(config, "baseline"), rootdir),
+            gate_alpha=_optional(_get(config, "gate-alpha"), "--ale-gate-alpha", 1e-9, 0.5) or 0.05,
             rootdir=rootdir,
         )
 
@@ -115,6 +132,19 @@ def _path(value: Any, rootdir: Path) -> Path | None:
         return None
     path = Path(str(value)).expanduser()
     return path if path.is_absolute() else rootdir / path
+
+
+def _shard(value: Any) -> tuple[int, int] | None:
+    if not value:
+        return None
+    index, _, total = str(value).partition("/")
+    try:
+        i, n = int(index), int(total)
+    except ValueError:
+        i = n = 0
+    if not 1 <= i <= n:
+        raise ConfigError(f"--ale-shard takes I/N with 1 <= I <= N (e.g. 2/4), not {value!r}")
+    return (i, n)
 
 
 def new_run_id() -> str:

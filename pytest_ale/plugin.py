@@ -1,10 +1,12 @@
-"""The pytest plugin: hooks only. Options, collection, reporting and the summary table.
+"""The pytest plugin: hooks only. Options, collection, selection, reporting, crash safety.
 
 Registered through the ``pytest11`` entry point as ``ale``; ``-p no:ale`` turns it off.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,11 @@ import pytest
 from . import options
 from .collect import SESSION_KEY, TaskFile, is_task_file
 from .errors import AleError
-from .reports.summary import Row, row_from_properties, table, write_summary
+from .reports.reporter import ResultsReporter
+from .selection import select
 from .session import AleSession
+
+REPORTER = "ale-results-reporter"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,21 +30,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("ale_sweep"):
         return None
-    settings = _settings(config)
-    session = _session(config, settings)
-    removed = session.provider().sweep(config.getoption("ale_run_id") or None)
+    session = _session(config, _settings(config))
+    try:
+        removed = session.provider().sweep(config.getoption("ale_run_id") or None)
+    except AleError as exc:
+        raise pytest.UsageError(f"pytest-ale: sweep failed: {exc}") from None
+    finally:
+        session.close()
     for entry in removed:
         print(f"pytest-ale sweep: removed {entry}")
-    print(f"pytest-ale sweep: {len(removed)} sandbox(es) removed by provider {settings.provider!r}")
-    session.close()
+    print(f"pytest-ale sweep: {len(removed)} sandbox(es) removed by provider {session.settings.provider!r}")
     return 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    settings = _settings(config)
-    session = config.stash[SESSION_KEY] = _session(config, settings)
+    session = config.stash[SESSION_KEY] = _session(config, _settings(config))
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(ResultsReporter(session), "ale-results-reporter")
+        config.pluginmanager.register(ResultsReporter(session), REPORTER)
+    _terminate_like_interrupt()
 
 
 def _settings(config: pytest.Config) -> options.Settings:
@@ -56,10 +64,38 @@ def _session(config: pytest.Config, settings: options.Settings) -> AleSession:
         raise pytest.UsageError(f"pytest-ale: {exc}") from None
 
 
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every sandbox is released."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist: every worker shares the controller's run id."""
     node.workerinput["ale_run_id"] = node.config.stash[SESSION_KEY].settings.run_id
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: a worker died (SIGKILL, OOM): remove the sandboxes it held."""
+    if not error:
+        return
+    session: AleSession = node.config.stash[SESSION_KEY]
+    worker = node.gateway.id
+    try:
+        removed = session.provider().sweep(session.sandbox_run_id(worker))
+    except AleError as exc:
+        removed = [f"(sweep failed: {exc})"]
+    node.config.pluginmanager.get_plugin("terminalreporter").write_line(
+        f"pytest-ale: worker {worker} died; swept {len(removed)} sandbox(es) it held"
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -70,71 +106,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     session: AleSession = config.stash[SESSION_KEY]
-    wanted = _listed_tasks(session)
-    if wanted is None:
-        return
-    kept, dropped = [], []
-    for item in items:
-        folder = getattr(item, "task_folder", None)
-        if folder is None or folder.resolve() in wanted:
-            kept.append(item)
-        else:
-            dropped.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
-
-
-def _listed_tasks(session: AleSession) -> set[Path] | None:
-    lists = session.settings.task_lists
-    if not lists:
-        return None
-    wanted: set[Path] = set()
-    for task_list in lists:
-        path = task_list if task_list.is_absolute() else session.settings.rootdir / task_list
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise pytest.UsageError(f"pytest-ale: cannot read task list {path}: {exc}") from None
-        for line in lines:
-            entry = line.split("#", 1)[0].strip()
-            if not entry:
-                continue
-            candidates = [session.settings.rootdir / entry, path.parent / entry]
-            found = next((c for c in candidates if (c / "main.py").is_file()), None)
-            if found is None:
-                raise pytest.UsageError(
-                    f"pytest-ale: {path}: {entry!r} is not a task folder (no main.py under "
-                    f"{candidates[0]}); fix or remove that line"
-                )
-            wanted.add(found.resolve())
-    return wanted
-
-
-class ResultsReporter:
-    """Gathers finished trials from test reports (on the xdist controller too) and prints
-    the results table at the end of the run."""
-
-    def __init__(self, session: AleSession) -> None:
-        self.session = session
-        self.rows: list[Row] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown":
-            row = row_from_properties(dict(report.user_properties))
-            if row is not None:
-                self.rows.append(row)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.rows:
-            return
-        settings = self.session.settings
-        terminalreporter.section("pytest-ale results")
-        for line in table(self.rows):
-            terminalreporter.write_line(line)
-        summary = settings.output / "summary.json"
-        write_summary(self.rows, summary, settings.run_id)
-        terminalreporter.write_line(f"results: {self.session.run_dir / 'results.jsonl'}  summary: {summary}")
+    resumed = select(config, items, session.settings, session.run_dir / "results.jsonl")
+    reporter = config.pluginmanager.get_plugin(REPORTER)
+    if resumed and reporter is not None:
+        reporter.add_resumed(resumed)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

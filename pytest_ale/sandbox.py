@@ -182,6 +182,12 @@ def tar_of_file(name: str, data: bytes, mode: int = 0o644) -> bytes:
     return buf.getvalue()
 
 
+def run_id_matches(label: str | None, wanted: str) -> bool:
+    """Whether a sandbox labelled with run id ``label`` belongs to run ``wanted``: the run
+    itself or one of its xdist workers (``RUN@gw3``)."""
+    return bool(label) and (label == wanted or str(label).startswith(f"{wanted}@"))
+
+
 class Provider(abc.ABC):
     """Makes sandboxes. One provider object per pytest process (xdist worker).
 

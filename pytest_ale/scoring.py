@@ -1,4 +1,4 @@
-"""Scores: validating what a grader returns, and the statistics over many trials.
+"""Scores: validating what a grader returns (statistics over trials live in ``stats.py``).
 
 ``to_grade`` accepts what graders return in practice — a number, ``(score, explanation)``,
 a list whose first element is the score (ALE), or a dict with ``score`` — and refuses
@@ -11,7 +11,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
-from statistics import NormalDist
 from typing import Any
 
 from .errors import GraderError
@@ -57,30 +56,3 @@ def to_grade(value: Any, where: str = "evaluate()") -> Grade:
 
 def passes(score: float, threshold: float) -> bool:
     return score >= threshold - EPSILON
-
-
-def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
-
-
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Normal-approximation interval of the mean (t would be wider for tiny n; see docs)."""
-    n = len(values)
-    if n == 0:
-        return (float("nan"), float("nan"))
-    m = mean(values)
-    if n == 1:
-        return (m, m)
-    var = sum((v - m) ** 2 for v in values) / (n - 1)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    half = z * math.sqrt(var / n)
-    return (max(0.0, m - half), min(1.0, m + half))
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k over ``n`` trials with ``c`` passes (Chen et al., 2021)."""
-    if k <= 0 or n <= 0 or k > n:
-        raise ValueError(f"pass@k needs 0 < k <= n (k={k}, n={n})")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))

@@ -85,6 +85,12 @@ class AleSession:
             self._provider.close()
             self._provider = None
 
+    def sandbox_run_id(self, worker: str | None = None) -> str:
+        """The run id sandboxes are labelled with: ``RUN@gwN`` on an xdist worker, so the
+        controller can sweep exactly what a dead worker held (sweeping ``RUN`` takes all)."""
+        worker = worker or getattr(self.config, "workerinput", {}).get("workerid")
+        return f"{self.settings.run_id}@{worker}" if worker else self.settings.run_id
+
     # -- markers ---------------------------------------------------------------------
     def register_markers(self, names: list[str]) -> None:
         for name in names:

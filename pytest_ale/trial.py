@@ -41,6 +41,8 @@ class TrialPlan:
     threshold: float
     timeout_s: float
     infra_retries: int = 1
+    #: the run id sandboxes are labelled with (``RUN@gwN`` on an xdist worker)
+    sandbox_run_id: str = ""
     keep: bool = False
     on_phase: Callable[[str], None] | None = None
 
@@ -102,7 +104,7 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
     phases = result.phases
     shutil.rmtree(plan.artifacts / "output", ignore_errors=True)
     spec = SandboxSpec(
-        run_id=plan.run_id,
+        run_id=plan.sandbox_run_id or plan.run_id,
         trial_id=plan.test_id,
         workdir=task.workdir(variant),
         os=task.card.os,
@@ -111,8 +113,9 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
         cpus=task.card.resources["cpus"],
         memory_gb=task.card.resources["memory_gb"],
         disk_gb=task.card.resources["disk_gb"],
-        labels={"ale-run-id": plan.run_id, "ale-test-id": plan.test_id[:200]},
+        labels={"ale-run-id": plan.sandbox_run_id or plan.run_id, "ale-test-id": plan.test_id[:200]},
         sockets=plan.agent.sandbox_sockets(plan.test_id),
+        extra={"snapshot": task.card.snapshot},
     )
     with _phase(plan, phases, "acquire"):
         sandbox = plan.provider.acquire(spec)

@@ -143,7 +143,7 @@ def test_output_symlink_to_a_host_file_is_refused(
 ) -> None:
     secret = pytester.path / "host-secret.txt"
     secret.write_text("HOST SECRET\n")
-    main = f"""
+    main = """
         INSTRUCTION = "write output/data.txt"
         def evaluate(output_dir, reference_dir, sandbox):
             leak = output_dir / "leak.txt"

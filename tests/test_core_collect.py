@@ -98,7 +98,7 @@ def test_agent_presets_resolve_repo_first_then_builtin(pytester: pytest.Pytester
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ale-agent=nobody"], "*no agent named 'nobody'*installed: command, *noop, oracle*"),
+        (["--ale-agent=nobody"], "*no agent named 'nobody'*installed: *command*noop, oracle*"),
         (["--ale-provider=nowhere"], "*no provider named 'nowhere'*"),
         (["--ale-trials=0"], "*--ale-trials must be at least 1*"),
         (["--ale-threshold=2"], "*--ale-threshold must be between 0 and 1*"),

@@ -54,7 +54,14 @@ def test_junitxml_carries_score_properties_without_warnings(pytester: pytest.Pyt
     make_task("upper")
     make_task("other")
     run = pytester.runpytest(
-        "tasks", "--ale-agent=oracle", "--ale-agent=noop", "--junitxml=junit.xml", "-W", "error"
+        "tasks",
+        "--ale-agent=oracle",
+        "--ale-agent=noop",
+        "--junitxml=junit.xml",
+        "-W",
+        "error",
+        "-p",
+        "no:benchmark",
     )
     run.assert_outcomes(passed=2, failed=2)
     cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")

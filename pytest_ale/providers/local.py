@@ -15,11 +15,13 @@ host folders to show read-only), ``network`` (allow the network).
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Mapping
@@ -27,10 +29,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, InfrastructureError, StagingError
-from ..sandbox import ExecResult, Provider, Sandbox, SandboxSpec
+from ..sandbox import ExecResult, Provider, Sandbox, SandboxSpec, run_id_matches
 from ..staging import safe_extract, tar_directory_contents
 from .processes import MARKER, kill_marked, run_killable
 
+OWNER_FILE = ".ale-owner.json"
+MARKER_FILE = ".ale-marker"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -47,6 +51,7 @@ class LocalSandbox(Sandbox):
         self.bwrap = bwrap
         self.options = options
         self.marker = uuid.uuid4().hex
+        (root / MARKER_FILE).write_text(self.marker)
         self.closed = False
         self.running = 0  # commands in flight: with bubblewrap, nothing outlives its command
         for sub in ("workspace", "tmp", "home", "bin"):
@@ -247,16 +252,48 @@ class LocalProvider(Provider):
     def acquire(self, spec: SandboxSpec) -> Sandbox:
         self.base.mkdir(parents=True, exist_ok=True)
         try:
-            root = Path(tempfile.mkdtemp(prefix=f"{spec.run_id}-", dir=self.base))
+            root = Path(tempfile.mkdtemp(prefix="trial-", dir=self.base))
+            owner = {"run_id": spec.run_id, "pid": os.getpid(), "expires": time.time() + spec.expiry_s}
+            (root / OWNER_FILE).write_text(json.dumps(owner))
         except OSError as exc:
             raise InfrastructureError(f"local provider: cannot create a workspace: {exc}") from exc
         return LocalSandbox(spec, root, self.bwrap, self.options)
 
     def sweep(self, run_id: str | None = None) -> list[str]:
+        """Remove trial folders of ``run_id`` (and its workers), or, with no run id, those
+        whose expiry passed or whose pytest process is gone."""
         removed = []
-        if self.base.is_dir():
-            for entry in self.base.iterdir():
-                if run_id is None or entry.name.startswith(f"{run_id}-"):
-                    shutil.rmtree(entry, ignore_errors=True)
-                    removed.append(str(entry))
+        for entry in sorted(self.base.glob("trial-*")) if self.base.is_dir() else []:
+            try:
+                owner = json.loads((entry / OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                owner = {}
+            if run_id is not None:
+                doomed = run_id_matches(owner.get("run_id"), run_id)
+            else:
+                doomed = owner.get("expires", 0) < time.time() or not _alive(owner.get("pid"))
+            if doomed:
+                if owner.get("run_id"):
+                    kill_marked_in(entry)
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(str(entry))
         return removed
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_marked_in(root: Path) -> None:
+    """Kill what a sandbox of a dead run still runs (its marker is kept beside its files)."""
+    marker = root / MARKER_FILE
+    if marker.is_file():
+        kill_marked(marker.read_text().strip())

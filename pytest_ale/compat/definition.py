@@ -1,0 +1,313 @@
+"""``AleTask``: an ALE (``cua_bench``) task folder driven through pytest-ale's trial.
+
+The order is ALE's, with the reference held back until the agent is gone:
+
+1. collection: import ``main.py`` (with the default data root), call ``load()``; one
+   variant per returned ``cb.Task`` (named by ``metadata["variant_name"]``, else its index);
+2. the trial stages ``input/`` and ``software/`` into ``<root>/<domain>/<task>/<variant>``;
+3. ``setup``: import ``main.py`` afresh for this trial (its helpers re-read
+   ``REMOTE_ROOT_DIR``, set to where this sandbox really keeps the variant folder), ``load()``,
+   then ``start(task_cfg, session)``;
+4. the agent runs on ``description``; the trial fences it (kills all it started);
+5. ``grade``: stage ``reference/`` (only now), ``load()`` again, ``evaluate(task_cfg,
+   session)``; the score is its first element / scalar / ``score`` key. ``evaluate``
+   raising is a grader error, never a zero.
+
+Task data lives on the host at ``--ale-data``/``<domain>/<task>/<variant>/``
+(``input/``, ``software/``, ``reference/``); a task whose folder is missing is skipped
+with the path it looked for.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..card import TaskCard
+from ..errors import AleError, ConfigError, GraderError, StagingError, TaskDefinitionError
+from ..sandbox import Sandbox
+from ..scoring import Grade, to_grade
+from ..staging import tar_folders
+from ..task import TaskData, TaskDefinition
+from .modules import Scope, TaskModule, tasks_package_dir
+from .session import SandboxSession
+
+if TYPE_CHECKING:
+    from ..session import AleSession
+
+#: ALE's default data roots (``REMOTE_ROOT_DIR``); the local sandbox honours the Linux one
+LINUX_ROOT = "/media/user/data/agenthle"
+WINDOWS_ROOT = "E:\\agenthle"
+OUTPUT_DIR_NAME = "output"
+SOLUTION_ENTRYPOINTS = ("solve.sh", "solve.py")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ``cb.Task`` of the collection-time ``load()``."""
+
+    name: str
+    index: int
+    description: str
+    metadata: dict[str, Any]
+    #: the variant folder relative to the data root, e.g. ``("finance", "ledger", "base")``
+    rel: tuple[str, ...]
+    #: where the task expects the variant folder inside the sandbox
+    workdir: str
+
+
+@dataclass
+class TrialState:
+    """One trial's own import of the task, its ``cb.Task`` and session."""
+
+    module: TaskModule
+    session: SandboxSession
+
+
+class AleTask(TaskDefinition):
+    """An ALE task file, run unmodified."""
+
+    format = "ale"
+
+    def __init__(self, folder: Path, card: TaskCard, data_root: Path | None) -> None:
+        super().__init__(folder, card)
+        self.main_py = folder / "main.py"
+        self.data_root = data_root
+        self.remote_root = WINDOWS_ROOT if card.os == "windows" else LINUX_ROOT
+        self.collected = TaskModule(self.main_py, self._scope(self.remote_root))
+        self._variants = self._read_variants(self._load(self.collected))
+        self._trials: dict[str, TrialState] = {}
+        self._descriptions: dict[str, str] = {}
+
+    # -- collection ----------------------------------------------------------------------
+    def _scope(self, remote_root: str) -> Scope:
+        env = {"REMOTE_ROOT_DIR": remote_root, "REMOTE_OUTPUT_DIR": OUTPUT_DIR_NAME, "OS_TYPE": self.card.os}
+        return Scope(self.folder, env)
+
+    def _load(self, module: TaskModule) -> list[Any]:
+        try:
+            tasks = module.call(module.functions.load)
+        except AleError:
+            raise
+        except Exception as exc:
+            raise TaskDefinitionError(
+                f"{self.main_py}: load() raised {type(exc).__name__}: {exc}\n"
+                f"{self._frames(exc)}fix the task's @cb.tasks_config function"
+            ) from None
+        if not isinstance(tasks, list | tuple) or not tasks:
+            raise TaskDefinitionError(
+                f"{self.main_py}: load() must return a non-empty list of cb.Task, got {tasks!r}"
+            )
+        for task in tasks:
+            description = getattr(task, "description", None)
+            metadata = getattr(task, "metadata", None)
+            if not isinstance(description, str) or not isinstance(metadata, dict | None):
+                raise TaskDefinitionError(
+                    f"{self.main_py}: load() returned {task!r}; each item must be a "
+                    "cb.Task(description=str, metadata=dict, computer=dict)"
+                )
+        return list(tasks)
+
+    def _read_variants(self, tasks: list[Any]) -> dict[str, Variant]:
+        variants: dict[str, Variant] = {}
+        for index, task in enumerate(tasks):
+            meta = dict(task.metadata or {})
+            name = _variant_name(meta, index)
+            if name in variants:
+                name = f"{name}-{index}"
+            rel = self._relative_dir(meta, name)
+            variants[name] = Variant(name, index, task.description, meta, rel, self._workdir(meta, rel))
+        return variants
+
+    def _relative_dir(self, meta: dict[str, Any], variant: str) -> tuple[str, ...]:
+        task_dir = meta.get("task_dir")
+        if isinstance(task_dir, str):
+            parts = _split(task_dir)
+            root = _split(self.remote_root)
+            if len(parts) > len(root) and parts[: len(root)] == root:
+                return tuple(parts[len(root) :])
+        domain = str(meta.get("domain_name") or self.folder.parent.name)
+        task = str(meta.get("task_name") or self.folder.name)
+        return (domain, task, str(meta.get("variant_name") or variant))
+
+    def _workdir(self, meta: dict[str, Any], rel: tuple[str, ...]) -> str:
+        task_dir = meta.get("task_dir")
+        if isinstance(task_dir, str) and task_dir.strip():
+            return task_dir.rstrip("/\\")
+        sep = "\\" if self.card.os == "windows" else "/"
+        return sep.join([self.remote_root, *rel])
+
+    def _variant(self, name: str) -> Variant:
+        try:
+            return self._variants[name]
+        except KeyError:
+            raise TaskDefinitionError(f"{self.main_py}: load() returns no variant named {name!r}") from None
+
+    # -- TaskDefinition ------------------------------------------------------------------
+    def variants(self) -> list[str]:
+        return list(self._variants)
+
+    def workdir(self, variant: str) -> str:
+        return self._variant(variant).workdir
+
+    def data_dir(self, variant: str) -> Path | None:
+        """The host folder holding this variant's ``input/``, ``software/``, ``reference/``."""
+        if self.data_root is None:
+            return None
+        return self.data_root.joinpath(*self._variant(variant).rel)
+
+    def skip_reason(self, variant: str) -> str | None:
+        v = self._variant(variant)
+        if v.metadata.get("requires_task_data") is False:
+            return None
+        layout = "/".join(v.rel) + "/{input,software,reference}"
+        base = self.data_dir(variant)
+        if base is None:
+            return f"ALE task data needed: pass --ale-data DIR holding {layout}"
+        if not base.is_dir():
+            return f"task data not found: no folder {base} (--ale-data must hold {layout})"
+        return None
+
+    def data(self, variant: str) -> TaskData:
+        base = self.data_dir(variant)
+
+        def sub(name: str) -> Path | None:
+            path = base / name if base else None
+            return path if path and path.is_dir() else None
+
+        return TaskData(
+            input=sub("input"),
+            software=sub("software"),
+            reference=sub("reference"),
+            solution=self._solution(variant),
+        )
+
+    def _solution(self, variant: str) -> Path | None:
+        for folder in (self.folder / "solution" / variant, self.folder / "solution"):
+            if any((folder / entry).is_file() for entry in SOLUTION_ENTRYPOINTS):
+                return folder
+        return None
+
+    def instruction(self, variant: str) -> str:
+        text = self._descriptions.get(variant) or self._variant(variant).description
+        if not text.strip():
+            raise TaskDefinitionError(f"{self.main_py}: load() gave variant {variant!r} an empty description")
+        return text.strip()
+
+    def setup(self, sandbox: Sandbox, variant: str) -> None:
+        state = self._begin(sandbox, variant)
+        start = state.module.functions.start
+        task_cfg = self._task_for(state.module, variant)
+        self._descriptions[variant] = task_cfg.description
+        if start is None:
+            return
+        try:
+            state.module.call(start, task_cfg, state.session)
+        except AleError:
+            raise
+        except Exception as exc:
+            raise TaskDefinitionError(
+                f"{self.main_py}: start() raised {type(exc).__name__}: {exc}\n"
+                f"{self._frames(exc)}fix the task's @cb.setup_task function"
+            ) from None
+
+    def grade(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
+        state = self._trials.get(variant) or self._begin(sandbox, variant)
+        try:
+            self._stage_reference(sandbox, variant)
+            task_cfg = self._task_for(state.module, variant)  # ALE calls load() again
+            try:
+                value = state.module.call(state.module.functions.evaluate, task_cfg, state.session)
+            except AleError:
+                raise
+            except Exception as exc:
+                raise GraderError(
+                    f"{self.main_py}: evaluate() raised {type(exc).__name__}: {exc}\n"
+                    f"{self._frames(exc)}an ALE grader returns [0.0] for wrong or missing output "
+                    "and raises only on an infrastructure fault"
+                ) from None
+            return to_grade(value, where=f"{self.main_py}: evaluate()")
+        finally:
+            self._end(variant)
+
+    # -- one trial -----------------------------------------------------------------------
+    def _begin(self, sandbox: Sandbox, variant: str) -> TrialState:
+        """Import the task afresh for this trial, rooted where the sandbox keeps its data."""
+        self._end(variant)
+        root = self._sandbox_root(sandbox, self._variant(variant))
+        module = TaskModule(self.main_py, self._scope(root))
+        state = TrialState(module, SandboxSession(sandbox, os_type=self.card.os))
+        self._trials[variant] = state
+        return state
+
+    def _end(self, variant: str) -> None:
+        state = self._trials.pop(variant, None)
+        if state is not None:
+            state.module.discard()
+
+    def _sandbox_root(self, sandbox: Sandbox, v: Variant) -> str:
+        """``REMOTE_ROOT_DIR`` as this sandbox sees it.
+
+        Bubblewrap (and VMs) put the variant folder at the path asked for; a sandbox without
+        namespaces keeps it below its own folder (``<trial>/fs/<path>``), so the root moves.
+        """
+        wanted, actual = v.workdir.rstrip("/"), sandbox.workdir.rstrip("/")
+        if actual == wanted:
+            return self.remote_root
+        if wanted.startswith("/") and actual.endswith(wanted):
+            return actual[: -len(wanted)] + self.remote_root
+        tail = "/" + "/".join(v.rel)
+        if actual.endswith(tail):
+            return actual[: -len(tail)]
+        raise ConfigError(
+            f"{self.main_py}: the sandbox put the workspace at {actual}, but this ALE task "
+            f"expects it at {wanted}; use a provider that honours the requested workdir"
+        )
+
+    def _task_for(self, module: TaskModule, variant: str) -> Any:
+        v = self._variant(variant)
+        tasks = self._load(module)
+        for index, task in enumerate(tasks):
+            if _variant_name(dict(task.metadata or {}), index) == v.name:
+                return task
+        if v.index < len(tasks):
+            return tasks[v.index]
+        raise TaskDefinitionError(f"{self.main_py}: load() no longer returns variant {variant!r}")
+
+    def _stage_reference(self, sandbox: Sandbox, variant: str) -> None:
+        """Put ``reference/`` into the variant folder: only now, after the fence. Whatever
+        the agent left under that name is removed first, so it cannot plant an answer key."""
+        target = sandbox.path("reference")
+        cleared = sandbox.exec(["rm", "-rf", "--", target])
+        if cleared.exit_code != 0:
+            raise StagingError(f"could not clear {target} before staging the reference: {cleared.stderr}")
+        reference = self.data(variant).reference
+        if reference is not None:
+            sandbox.put_archive(sandbox.workdir, tar_folders({"reference": reference}))
+
+    def _frames(self, exc: BaseException) -> str:
+        """Traceback lines pointing into the task's tree (its main.py, scripts, helpers)."""
+        tree = tasks_package_dir(self.folder) or self.folder
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if Path(f.filename).resolve().is_relative_to(tree.resolve())
+        ]
+        return "".join(traceback.format_list(frames))
+
+
+def _variant_name(meta: dict[str, Any], index: int) -> str:
+    name = meta.get("variant_name")
+    return str(name) if isinstance(name, str) and name.strip() else str(index)
+
+
+def _split(path: str) -> list[str]:
+    return [p for p in re.split(r"[\\/]+", path) if p]
+
+
+def load_ale_task(folder: Path, card: TaskCard, session: AleSession) -> AleTask:
+    """Load the ALE task in ``folder`` (the core's ``collect.load_task`` dispatches here)."""
+    return AleTask(folder, card, session.settings.data)

@@ -1,0 +1,73 @@
+"""The controller's reporter: gathers finished trials, prints the results table, writes
+``summary.json``, and applies the ``--ale-baseline`` release gate to the exit status.
+
+It reads test reports' ``user_properties``, which xdist carries from the workers, so it
+works the same with and without ``-n``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..errors import AleError
+from .baseline import GateReport, gate, load_baseline
+from .summary import Row, row_from_properties, row_from_result, table, write_summary
+
+if TYPE_CHECKING:
+    from ..session import AleSession
+
+
+class ResultsReporter:
+    def __init__(self, session: AleSession) -> None:
+        self.session = session
+        self.rows: list[Row] = []
+        self.gate_reports: list[GateReport] = []
+        self.gate_error: str | None = None
+
+    def add_resumed(self, recorded: dict[str, dict[str, Any]]) -> None:
+        self.rows.extend(row_from_result(row) for row in recorded.values())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            row = row_from_properties(dict(report.user_properties))
+            if row is not None:
+                self.rows.append(row)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        settings = self.session.settings
+        if self.rows:
+            write_summary(self.rows, settings.output / "summary.json", settings.run_id)
+        if settings.baseline is None or exitstatus not in (0, 1):
+            return
+        try:
+            self.gate_reports = gate(self.rows, load_baseline(settings.baseline), settings.gate_alpha)
+        except AleError as exc:
+            self.gate_error = str(exc)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        # with a baseline, the gate decides: failed trials are expected, significant drops not
+        failed = any(report.failed for report in self.gate_reports)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        settings = self.session.settings
+        if self.rows:
+            terminalreporter.section("pytest-ale results")
+            for line in table(self.rows):
+                terminalreporter.write_line(line)
+            terminalreporter.write_line(
+                f"results: {self.session.run_dir / 'results.jsonl'}  "
+                f"summary: {settings.output / 'summary.json'}"
+            )
+        if self.gate_error or self.gate_reports:
+            terminalreporter.section("pytest-ale release gate")
+            if self.gate_error:
+                terminalreporter.write_line(self.gate_error, red=True)
+            for report in self.gate_reports:
+                for i, line in enumerate(report.lines()):
+                    terminalreporter.write_line(
+                        line, red=report.failed and i == 0, green=not report.failed and i == 0
+                    )

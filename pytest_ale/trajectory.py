@@ -97,3 +97,76 @@ def process_trajectory(
         steps=steps,
         final_metrics=FinalMetrics(total_steps=len(steps)),
     )
+
+
+def validate_trajectory(data: dict[str, Any]) -> Trajectory:
+    """Parse and check a saved trajectory (``trajectory.json``); raises ``ValidationError``."""
+    trajectory = Trajectory.model_validate(data)
+    for number, step in enumerate(trajectory.steps, start=1):
+        if step.step_id != number:
+            raise ValueError(f"step {number} has step_id {step.step_id}; ids must run 1, 2, 3, ...")
+    return trajectory
+
+
+class StepsBuilder:
+    """Builds the steps of a trajectory while a harness log is read, line by line.
+
+    ``agent()`` opens a model step (text, reasoning, tool calls, metrics); ``observe()``
+    attaches a tool's result to the step that made the call, wherever it is.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self._calls: dict[str, Step] = {}
+
+    def add(self, source: Literal["user", "agent", "system"], message: str, **fields: Any) -> Step:
+        step = Step(step_id=len(self.steps) + 1, source=source, message=message, **fields)
+        self.steps.append(step)
+        return step
+
+    def agent(
+        self,
+        message: str = "",
+        *,
+        reasoning: str | None = None,
+        tool_calls: list[ToolCall] | None = None,
+        metrics: StepMetrics | None = None,
+        timestamp: str | None = None,
+    ) -> Step:
+        step = self.add(
+            "agent",
+            message,
+            reasoning_content=reasoning or None,
+            tool_calls=tool_calls or None,
+            metrics=metrics,
+            timestamp=timestamp,
+        )
+        for call in tool_calls or []:
+            self._calls[call.tool_call_id] = step
+        return step
+
+    def call(self, step: Step, call: ToolCall) -> None:
+        """Add a tool call to an existing agent step."""
+        step.tool_calls = [*(step.tool_calls or []), call]
+        self._calls[call.tool_call_id] = step
+
+    def observe(self, call_id: str | None, content: str) -> None:
+        step = self._calls.get(call_id or "") or (self.steps[-1] if self.steps else None)
+        if step is None:
+            step = self.add("system", "")
+        if step.observation is None:
+            step.observation = Observation()
+        step.observation.results.append(ObservationResult(source_call_id=call_id, content=content))
+
+    def trajectory(
+        self,
+        session_id: str,
+        agent: AgentInfo,
+        final_metrics: FinalMetrics | None = None,
+        **extra: Any,
+    ) -> Trajectory:
+        metrics = final_metrics or FinalMetrics()
+        metrics.total_steps = len(self.steps)
+        return Trajectory(
+            session_id=session_id, agent=agent, steps=self.steps, final_metrics=metrics, **extra
+        )

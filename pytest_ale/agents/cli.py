@@ -1,0 +1,254 @@
+"""The shared base of CLI harnesses (Claude Code, Codex, Gemini CLI): install, configure,
+launch headless behind the model gateway, collect the log, convert it to a trajectory.
+
+A subclass names its npm package and binary and implements two methods: ``launch``
+(argv, environment and config files for one run, with ``@ALE_BASE_URL@`` where the
+gateway's in-sandbox URL goes) and ``convert`` (its JSON log to a ``Trajectory``).
+Real keys never enter the sandbox: the CLI gets a per-trial token that only the gateway
+(host side, reached through a Unix socket bound into the sandbox) understands.
+
+Preset options: ``model``, ``version`` (the npm version to pin and expect), ``install``
+(``auto``: use the CLI found in the sandbox, else install the pinned version from npm on
+the host and copy it in; ``never``; ``npm``: always copy the pinned version in),
+``args`` (extra CLI arguments), ``env`` (extra environment), ``install_timeout``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import AleError, ConfigError, InfrastructureError
+from ..gateway import runtime
+from ..gateway.launcher import PLACEHOLDER
+from ..gateway.trials import TrialState
+from ..sandbox import Sandbox
+from ..staging import tar_folders
+from ..trajectory import AgentInfo, FinalMetrics, StepMetrics, Trajectory
+from .base import Agent, AgentContext, AgentResult, Usage
+
+GATEWAY_SOCKET = "/ale/gateway.sock"
+LAUNCHER = Path(__file__).resolve().parent.parent / "gateway" / "launcher.py"
+NPM_CACHE = Path.home() / ".cache" / "pytest-ale" / "npm"
+BASE_URL = PLACEHOLDER
+
+
+class ReplayDivergence(AleError):
+    """A replayed trial asked the model something its cassette does not hold."""
+
+
+@dataclass
+class Launch:
+    """How to run the CLI once: ``~/`` in file paths and env values means the sandbox HOME."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+class CLIHarness(Agent):
+    name: ClassVar[str] = "cli"
+    npm_package: ClassVar[str] = ""
+    binary: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+
+    def __init__(self, options: dict[str, Any] | None = None, label: str | None = None) -> None:
+        super().__init__(options, label)
+        self.model = self.model or self.default_model
+        mode = str(self.options.get("install", "auto"))
+        if mode not in ("auto", "never", "npm"):
+            raise ConfigError(f"agent {self.label!r}: install must be auto, never or npm, not {mode!r}")
+        self.install_mode = mode
+        self.extra_args = [str(a) for a in self.options.get("args") or []]
+        self.extra_env = {str(k): str(v) for k, v in (self.options.get("env") or {}).items()}
+        self._command = self.binary
+        self._version: str | None = None
+
+    # -- to implement ---------------------------------------------------------------------
+    def launch(self, context: AgentContext, command: str, token: str, model: str) -> Launch:
+        raise NotImplementedError
+
+    def convert(self, log: str, session_id: str, agent: AgentInfo, instruction: str) -> Trajectory:
+        raise NotImplementedError
+
+    # -- the Agent interface -----------------------------------------------------------------
+    def sandbox_sockets(self, trial_id: str) -> dict[str, str]:
+        return {GATEWAY_SOCKET: runtime.gateway().socket_path}
+
+    def version(self) -> str | None:
+        return self._version or self.options.get("version")
+
+    def install(self, sandbox: Sandbox) -> None:
+        found = None if self.install_mode == "npm" else self._probe(sandbox, self.binary)
+        if found is None and self.install_mode != "never":
+            found = self._copy_from_npm(sandbox)
+        if found is None:
+            raise InfrastructureError(
+                f"agent {self.label!r}: `{self.binary}` is not installed in the sandbox; install it "
+                f"(npm install -g {self.npm_package}) or set install: auto / npm in the preset"
+            )
+        self._command, self._version = found
+
+    def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
+        gateway = runtime.gateway()
+        trial = gateway.open_trial(
+            sandbox.spec.trial_id, task=str(context.task.name), on_stop=sandbox.kill_all
+        )
+        model = context.model or self.model or self.default_model
+        try:
+            launch = self.launch(context, self._command, trial.token, model)
+            launch.argv += self.extra_args
+            launch.env.update(self.extra_env)
+            scratch = sandbox.scratch.rstrip("/")
+            log_path = f"{scratch}/ale-{self.name}.jsonl"
+            spec = {
+                "socket": sandbox.socket_paths[GATEWAY_SOCKET],
+                "argv": launch.argv,
+                "env": launch.env,
+                "files": launch.files,
+                "cwd": context.workdir,
+                "log": log_path,
+            }
+            sandbox.write_text(f"{scratch}/ale-launcher.py", LAUNCHER.read_text(encoding="utf-8"))
+            sandbox.write_text(f"{scratch}/ale-launch.json", json.dumps(spec))
+            done = sandbox.exec(
+                ["python3", f"{scratch}/ale-launcher.py", f"{scratch}/ale-launch.json"],
+                timeout=context.timeout_s,
+                env=context.env,
+                cwd=context.workdir,
+            )
+        finally:
+            gateway.close_trial(trial)
+        redact = gateway.redact
+        stdout, stderr = redact(done.stdout), redact(done.stderr)
+        result = AgentResult(
+            exit_code=None if done.timed_out else done.exit_code,
+            timed_out=done.timed_out,
+            oom=done.oom_killed,
+            log=stdout + ("\n--- stderr ---\n" + stderr if stderr.strip() else ""),
+            version=self.version(),
+            duration_s=done.duration_s,
+            usage=_usage(trial),
+            budget_exceeded=trial.budget_exceeded,
+            properties={"ale_model_requests": trial.meter.requests},
+        )
+        if trial.rate_limit_retries:
+            result.properties["ale_rate_limit_retries"] = trial.rate_limit_retries
+        self._save_gateway_log(context.artifacts, trial, redact)
+        result.trajectory = self._trajectory(stdout, context.instruction, sandbox.spec.trial_id, model, trial)
+        _raise_for(trial, context.artifacts, result)
+        return result
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _trajectory(
+        self, log: str, instruction: str, session: str, model: str, trial: TrialState
+    ) -> dict[str, Any]:
+        info = AgentInfo(name=self.name, version=self.version() or "unknown", model_name=model)
+        trajectory = self.convert(log, session, info, instruction)
+        _step_metrics(trajectory, trial.events)
+        usage = trial.meter.usage
+        trajectory.final_metrics = FinalMetrics(
+            total_prompt_tokens=usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+            total_completion_tokens=usage.output_tokens,
+            total_cached_tokens=usage.cache_read_tokens,
+            total_cost_usd=round(trial.meter.cost_usd, 8),
+            total_steps=len(trajectory.steps),
+        )
+        return json.loads(runtime.gateway().redact(trajectory.model_dump_json(exclude_none=True)))
+
+    def _save_gateway_log(self, artifacts: Path, trial: TrialState, redact: Any) -> None:
+        artifacts.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps(event, sort_keys=True) for event in trial.events]
+        (artifacts / "gateway.jsonl").write_text(redact("\n".join(lines) + ("\n" if lines else "")))
+        (artifacts / "gateway.json").write_text(redact(json.dumps(trial.summary(), indent=2)) + "\n")
+
+    def _probe(self, sandbox: Sandbox, command: str) -> tuple[str, str | None] | None:
+        found = sandbox.sh(
+            f"command -v {shlex.quote(command)} && {shlex.quote(command)} --version", timeout=60
+        )
+        if not found.ok:
+            return None
+        lines = found.stdout.strip().splitlines()
+        match = re.search(r"\d+\.\d+\.\d+[\w.-]*", "\n".join(lines[1:]))
+        return lines[0].strip(), match.group(0) if match else None
+
+    def _copy_from_npm(self, sandbox: Sandbox) -> tuple[str, str | None] | None:
+        """Install the pinned package on the host (cached), then copy it into the sandbox."""
+        version = self.options.get("version") or "latest"
+        prefix = NPM_CACHE / f"{self.npm_package.replace('/', '__')}@{version}"
+        if not (prefix / "node_modules" / ".bin" / self.binary).exists():
+            prefix.mkdir(parents=True, exist_ok=True)
+            try:
+                subprocess.run(
+                    [
+                        "npm",
+                        "install",
+                        "--no-audit",
+                        "--no-fund",
+                        "--prefix",
+                        str(prefix),
+                        f"{self.npm_package}@{version}",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=float(self.options.get("install_timeout", 900)),
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                detail = getattr(exc, "stderr", b"") or b""
+                raise InfrastructureError(
+                    f"agent {self.label!r}: npm install {self.npm_package}@{version} failed: {exc} "
+                    f"{detail.decode(errors='replace')[-1000:]}"
+                ) from exc
+        dest = f"{sandbox.scratch.rstrip('/')}/ale-npm"
+        sandbox.put_archive(dest, tar_folders({"node_modules": prefix / "node_modules"}))
+        return self._probe(sandbox, f"{dest}/node_modules/.bin/{self.binary}")
+
+
+def _step_metrics(trajectory: Trajectory, events: list[dict[str, Any]]) -> None:
+    """Per-step tokens and cost from the gateway's meter, when its answered tool-bearing
+    requests line up one to one with the agent's steps (else the log's own figures stay)."""
+    answered = [e for e in events if e.get("status") == 200 and e.get("tools")]
+    agent_steps = [s for s in trajectory.steps if s.source == "agent"]
+    if not answered or len(answered) != len(agent_steps):
+        return
+    for step, event in zip(agent_steps, answered, strict=True):
+        cached = int(event.get("cache_read_tokens", 0))
+        step.metrics = StepMetrics(
+            prompt_tokens=int(event.get("input_tokens", 0))
+            + cached
+            + int(event.get("cache_write_tokens", 0)),
+            completion_tokens=int(event.get("output_tokens", 0)),
+            cached_tokens=cached,
+            cost_usd=float(event.get("cost_usd", 0.0)),
+        )
+
+
+def _usage(trial: TrialState) -> Usage:
+    usage = trial.meter.usage
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=round(trial.meter.cost_usd, 8),
+        requests=trial.meter.requests,
+    )
+
+
+def _raise_for(trial: TrialState, artifacts: Path, result: AgentResult) -> None:
+    """Gateway faults are not the agent's: report them as errors, keeping the log."""
+    problem: AleError | None = None
+    if trial.divergence:
+        problem = ReplayDivergence(trial.divergence)
+    elif trial.config_error:
+        problem = ConfigError(f"model gateway: {trial.config_error}")
+    elif trial.upstream_failure:
+        problem = InfrastructureError(f"model gateway: {trial.upstream_failure}")
+    if problem is not None:
+        (artifacts / "agent.log").write_text(result.log, encoding="utf-8", errors="replace")
+        raise problem

@@ -1,0 +1,105 @@
+"""A loopback stand-in for a model provider's API, for tests and benchmarks.
+
+It serves every wire format from a scripted model (tasks found by their ``match`` text,
+since a real API knows nothing of trials), insists on the expected real key, can answer
+the first N requests with 429 + ``retry-after`` (to exercise retries), and counts what it
+saw. With ``fixed=True`` it answers every request with the same small reply, which is
+what the gateway benchmark measures against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .scripted import Script, ScriptedModel
+from .wire import Reply, TokenUsage, detect, error_body, estimate_tokens
+
+
+@dataclass
+class FakeUpstream:
+    script: Script = field(default_factory=Script)
+    key: str | None = None
+    #: answer this many requests with ``fail_status`` before serving
+    fail_first: int = 0
+    fail_status: int = 429
+    retry_after: float = 0.1
+    fixed: bool = False
+    requests: int = 0
+    rejected_keys: list[str] = field(default_factory=list)
+    failures_sent: int = 0
+    url: str = ""
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+
+    def start(self) -> FakeUpstream:
+        ready: Future[str] = Future()
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True, name="ale-fake-upstream").start()
+        self.url = ready.result(timeout=30)
+        return self
+
+    def _serve(self, ready: Future[str]) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        ready.set_result(self._loop.run_until_complete(self._startup()))
+        self._loop.run_forever()
+
+    async def _startup(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+
+    def _key_of(self, request: web.Request) -> str:
+        auth = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key") or auth
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        fmt = detect(request.path)
+        if fmt is None:
+            return web.json_response(error_body(404, "not_found_error", request.path), status=404)
+        given = self._key_of(request)
+        if self.key is not None and given != self.key:
+            self.rejected_keys.append(given)
+            return web.json_response(error_body(401, "authentication_error", "invalid x-api-key"), status=401)
+        if self.failures_sent < self.fail_first:
+            self.failures_sent += 1
+            body = error_body(self.fail_status, "rate_limit_error", "slow down")
+            return web.json_response(
+                body, status=self.fail_status, headers={"retry-after": str(self.retry_after)}
+            )
+        self.requests += 1
+        raw = await request.read()
+        body: dict[str, Any] = json.loads(raw or b"{}")
+        stream = fmt.is_stream(request.path, request.query_string, body)
+        model = fmt.model(request.path, body)
+        if self.fixed:
+            reply = Reply(text="pong")
+            usage = TokenUsage(input_tokens=10, output_tokens=1)
+        else:
+            reply = ScriptedModel(self.script, "fake upstream").answer(fmt, body, None)
+            usage = TokenUsage(
+                input_tokens=estimate_tokens(json.dumps(fmt.conversation(body))),
+                output_tokens=estimate_tokens(reply.text + json.dumps([c.arguments for c in reply.calls])),
+            )
+        content_type, data = fmt.render(reply, model, usage, stream)
+        return web.Response(body=data, content_type=content_type)

@@ -1,0 +1,105 @@
+"""In-sandbox launcher and relay (standard library only; copied into the sandbox and run
+with ``python3 launcher.py spec.json``).
+
+The sandbox has no network; its one door is the gateway's Unix socket. This script
+listens on ``127.0.0.1:<free port>`` inside the sandbox and relays every connection to
+that socket, so a CLI gets a plain ``http://127.0.0.1:<port>`` base URL. It then writes
+the harness's config files and runs the CLI (stdin closed), with ``@ALE_BASE_URL@`` in
+files, environment and arguments replaced by that URL (and a leading ``~/`` in file
+paths and values by the sandbox HOME), teeing the CLI's stdout to a log
+file. The relay lives in this process, so it ends with the agent's process tree.
+"""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+PLACEHOLDER = "@ALE_BASE_URL@"
+
+
+def pump(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+def serve(client, socket_path):
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(socket_path)
+    except OSError as exc:
+        sys.stderr.write(f"ale relay: cannot reach the gateway at {socket_path}: {exc}\n")
+        client.close()
+        upstream.close()
+        return
+    back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+    back.start()
+    pump(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
+
+
+def relay(server, socket_path):
+    while True:
+        try:
+            client, _ = server.accept()
+        except OSError:
+            return
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=serve, args=(client, socket_path), daemon=True).start()
+
+
+def start_relay(socket_path):
+    """Listen on a free loopback port, relaying to ``socket_path``; return the base URL."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(256)
+    threading.Thread(target=relay, args=(server, socket_path), daemon=True).start()
+    return "http://127.0.0.1:{}".format(server.getsockname()[1])  # noqa: UP032 - any python3
+
+
+def main():
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    base = start_relay(spec["socket"])
+
+    def fill(text):
+        text = text.replace(PLACEHOLDER, base)
+        return os.path.expanduser(text) if text.startswith("~/") else text
+
+    for path, content in spec.get("files", {}).items():
+        path = os.path.expanduser(path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(fill(content))
+    env = dict(os.environ)
+    env.update({k: fill(v) for k, v in spec.get("env", {}).items()})
+    argv = [fill(a) for a in spec["argv"]]
+    with open(spec["log"], "wb") as log:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=spec.get("cwd"), env=env
+        )
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+        return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

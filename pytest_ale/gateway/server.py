@@ -1,0 +1,297 @@
+"""The gateway process: an aiohttp server on a host Unix socket (and optionally loopback
+TCP), run on its own event loop in a background thread, one per pytest process.
+
+Each request carries a per-trial token (``x-api-key``, ``Authorization: Bearer``,
+``x-goog-api-key`` or ``?key=``). The gateway finds the trial, then answers from the
+scripted model, from the trial's cassette (replay), or by forwarding upstream with the
+real key (optionally recording); it meters every answer and enforces the trial's budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from ..errors import ConfigError, InfrastructureError
+from . import upstream
+from .cassette import Exchange, Player, Recorder, asked, cassette_name
+from .config import GatewayConfig
+from .keys import Keys, Redactor, load_keys
+from .meter import Meter, PriceTable
+from .scripted import ScriptedModel
+from .trials import TrialState
+from .wire import TokenUsage, WireFormat, detect, error_body, estimate_tokens
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, keys: Keys | None = None) -> None:
+        if config.scripted and config.replay:
+            raise ConfigError("--ale-scripted-model and --ale-replay cannot be used together; pick one")
+        self.config = config
+        self.keys = keys if keys is not None else load_keys(config.env_file)
+        self.redact = Redactor(self.keys.secrets)
+        self.prices = PriceTable.load(*config.prices)
+        self.scripted = ScriptedModel.load(config.scripted) if config.scripted else None
+        self.trials: dict[str, TrialState] = {}
+        self._lock = threading.Lock()
+        self._dir = Path(tempfile.mkdtemp(prefix="ale-gw-"))
+        self._dir.chmod(0o700)
+        self.socket_path = str(self._dir / "gateway.sock")
+        self.tcp_url: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+
+    # -- lifecycle (called from the pytest thread) --------------------------------------
+    def start(self) -> Gateway:
+        ready: Future[None] = Future()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), name="ale-gateway", daemon=True)
+        self._thread.start()
+        try:
+            ready.result(timeout=30)
+        except Exception as exc:
+            raise InfrastructureError(f"the model gateway did not start: {exc}") from exc
+        return self
+
+    def _serve(self, ready: Future[None]) -> None:
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._startup())
+        except BaseException as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        self._loop.run_forever()
+
+    async def _startup(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.UnixSite(self._runner, self.socket_path).start()
+        Path(self.socket_path).chmod(0o666)
+        if self.config.tcp:
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.tcp_url = f"http://127.0.0.1:{port}"
+        connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+        self._client = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        self._loop = None
+
+        async def shutdown() -> None:
+            if self._client is not None:
+                await self._client.close()
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    # -- trials ---------------------------------------------------------------------------
+    def open_trial(self, trial_id: str, task: str | None = None, on_stop: Any = None) -> TrialState:
+        trial = TrialState(
+            trial_id=trial_id, task=task, meter=Meter(budget=self.config.budget), on_stop=on_stop
+        )
+        name = cassette_name(trial_id)
+        if self.config.replay:
+            trial.player = Player.load(self.config.replay / name)
+        if self.config.record:
+            trial.recorder = Recorder(self.config.record / name, trial_id)
+        with self._lock:
+            self.trials[trial.token] = trial
+        return trial
+
+    def close_trial(self, trial: TrialState) -> TrialState:
+        with self._lock:
+            self.trials.pop(trial.token, None)
+        if trial.recorder is not None:
+            trial.recorder.save()
+        return trial
+
+    # -- requests -------------------------------------------------------------------------
+    def _trial_of(self, request: web.Request) -> TrialState | None:
+        headers = request.headers
+        candidates = [
+            headers.get("x-api-key"),
+            headers.get("x-goog-api-key"),
+            (headers.get("authorization") or "").removeprefix("Bearer ").strip(),
+            request.query.get("key"),
+        ]
+        for token in candidates:
+            if token and token in self.trials:
+                return self.trials[token]
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        fmt = detect(request.path)
+        if fmt is None:
+            return _error(
+                404, "not_found_error", f"the ale gateway serves no {request.method} {request.path}"
+            )
+        trial = self._trial_of(request)
+        if trial is None:
+            return _error(401, "authentication_error", "unknown or closed ale trial token")
+        raw = await request.read()
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return _error(400, "invalid_request_error", "request body is not JSON")
+        if trial.budget_exceeded:
+            return _error(402, "budget_exceeded", f"ale budget exceeded: {trial.budget_exceeded}")
+        model = fmt.model(request.path, body)
+        stream = fmt.is_stream(request.path, request.query_string, body)
+        started = time.perf_counter()
+        event: dict[str, Any] = {
+            "format": fmt.name,
+            "model": model,
+            "stream": stream,
+            "tools": bool(fmt.tools(body)),
+        }
+        if self.scripted is not None:
+            response, usage = self._scripted(fmt, body, model, stream, trial)
+            event["mode"] = "scripted"
+        elif trial.player is not None:
+            response, usage = self._replayed(fmt, body, model, trial)
+            event["mode"] = "replay"
+        else:
+            response, usage = await self._forwarded(request, fmt, raw, body, model, stream, trial)
+            event["mode"] = "upstream"
+        cost = trial.meter.add(model, usage, self.prices) if response.status < 400 else 0.0
+        event.update(
+            status=response.status,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            cost_usd=round(cost, 8),
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        trial.log(event)
+        reason = trial.meter.over_budget()
+        if reason and not trial.budget_exceeded:
+            trial.first("budget_exceeded", reason)
+            asyncio.get_running_loop().create_task(self._stop_later(trial))
+        return response
+
+    def _scripted(
+        self, fmt: type[WireFormat], body: dict[str, Any], model: str, stream: bool, trial: TrialState
+    ) -> tuple[web.StreamResponse, TokenUsage]:
+        assert self.scripted is not None
+        reply = self.scripted.answer(fmt, body, trial.task)
+        usage = TokenUsage(
+            input_tokens=estimate_tokens(json.dumps(fmt.conversation(body))),
+            output_tokens=estimate_tokens(reply.text + json.dumps([c.arguments for c in reply.calls])),
+        )
+        content_type, data = fmt.render(reply, model, usage, stream)
+        if trial.recorder is not None:
+            trial.recorder.add(Exchange(asked(fmt, model, body), 200, content_type, data.decode()))
+        return web.Response(body=data, content_type=content_type.split(";")[0]), usage
+
+    def _replayed(
+        self, fmt: type[WireFormat], body: dict[str, Any], model: str, trial: TrialState
+    ) -> tuple[web.StreamResponse, TokenUsage]:
+        assert trial.player is not None
+        found = trial.player.answer(asked(fmt, model, body))
+        if isinstance(found, str):
+            trial.first("divergence", found)
+            return _error(400, "replay_divergence", found[:4000]), TokenUsage()
+        data = found.body.encode()
+        usage = fmt.usage(data, found.content_type.startswith("text/event-stream"))
+        response = web.Response(status=found.status, body=data, content_type=found.content_type.split(";")[0])
+        return response, usage
+
+    async def _forwarded(
+        self,
+        request: web.Request,
+        fmt: type[WireFormat],
+        raw: bytes,
+        body: dict[str, Any],
+        model: str,
+        stream: bool,
+        trial: TrialState,
+    ) -> tuple[web.StreamResponse, TokenUsage]:
+        assert self._client is not None
+        key = self.keys.key(fmt.provider)
+        if not key:
+            message = (
+                f"no {fmt.provider} API key on the host (set {fmt.provider.upper()}_API_KEY "
+                "or give --ale-env-file)"
+            )
+            trial.first("config_error", message)
+            return _error(401, "authentication_error", message), TokenUsage()
+        query = [(k, v) for k, v in request.query.items() if k != "key"]
+        url = str(URL(self.config.upstreams[fmt.provider].rstrip("/") + request.path).with_query(query))
+        headers = upstream.upstream_headers(request.headers, fmt.provider, key)
+
+        def on_retry(status: int | None, delay: float) -> None:
+            trial.rate_limit_retries += 1
+            trial.log({"retry": status or "connection", "wait_s": round(delay, 3), "model": model})
+
+        try:
+            answer = await upstream.send(
+                self._client, request.method, url, headers, raw, self.config.retry, on_retry
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            message = f"upstream {fmt.provider} unreachable after {self.config.retry.retries} retries: {exc}"
+            trial.first("upstream_failure", self.redact(message))
+            return _error(502, "api_error", message), TokenUsage()
+        if answer.status in upstream.RETRY_STATUS:
+            trial.first(
+                "upstream_failure", f"upstream {fmt.provider} still answered {answer.status} after retries"
+            )
+        out = web.StreamResponse(status=answer.status)
+        for name, value in answer.headers.items():
+            if name.lower() not in upstream.DROP_RESPONSE:
+                out.headers.add(name, value)
+        await out.prepare(request)
+        data = bytearray()
+        async for chunk in answer.content.iter_any():
+            data += chunk
+            await out.write(chunk)
+        await out.write_eof()
+        answer.release()
+        content_type = answer.headers.get("content-type", "application/json")
+        usage = (
+            fmt.usage(bytes(data), content_type.startswith("text/event-stream"))
+            if answer.status < 400
+            else TokenUsage()
+        )
+        if trial.recorder is not None:
+            text = self.redact(data.decode("utf-8", "replace"))
+            trial.recorder.add(Exchange(asked(fmt, model, body), answer.status, content_type, text))
+        return out, usage
+
+    async def _stop_later(self, trial: TrialState) -> None:
+        await asyncio.sleep(self.config.stop_grace_s)
+        if trial.on_stop is not None and trial.token in self.trials:
+            await asyncio.get_running_loop().run_in_executor(None, trial.on_stop)
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response(error_body(status, kind, message), status=status)

@@ -1,0 +1,71 @@
+"""What the gateway knows about one trial: its token, meter, cassette and what happened.
+
+A harness opens a trial before it launches the CLI (getting the per-trial token it hands
+to the sandbox in place of a real key) and closes it afterwards (getting the totals, the
+per-request log and any stop reason: budget, replay divergence, upstream failure).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cassette import Player, Recorder
+from .meter import Meter
+
+TOKEN_PREFIX = "ale-trial-"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_hex(16)
+
+
+@dataclass
+class TrialState:
+    trial_id: str
+    task: str | None
+    token: str = field(default_factory=new_token)
+    meter: Meter = field(default_factory=Meter)
+    recorder: Recorder | None = None
+    player: Player | None = None
+    #: one entry per model request: format, model, status, tokens, cost, retries, timing
+    events: list[dict[str, Any]] = field(default_factory=list)
+    budget_exceeded: str | None = None
+    divergence: str | None = None
+    upstream_failure: str | None = None
+    config_error: str | None = None
+    rate_limit_retries: int = 0
+    on_stop: Callable[[], Any] | None = None
+    opened: float = field(default_factory=time.time)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def log(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.events.append({"t": round(time.time() - self.opened, 3), **event})
+
+    def first(self, attribute: str, value: str) -> None:
+        """Set a stop reason unless one of that kind is already set (the first one tells)."""
+        with self._lock:
+            if getattr(self, attribute) is None:
+                setattr(self, attribute, value)
+
+    def summary(self) -> dict[str, Any]:
+        usage = self.meter.usage
+        return {
+            "trial": self.trial_id,
+            "requests": self.meter.requests,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cost_usd": round(self.meter.cost_usd, 6),
+            "rate_limit_retries": self.rate_limit_retries,
+            "budget_exceeded": self.budget_exceeded,
+            "replay_divergence": self.divergence,
+            "upstream_failure": self.upstream_failure,
+            "unpriced_models": sorted(self.meter.unpriced),
+        }

@@ -1,0 +1,183 @@
+"""What the wire formats share: a neutral reply, token usage, SSE framing, and lookup.
+
+Each model API the harnesses speak (Anthropic Messages, OpenAI Responses and Chat
+Completions, Gemini ``generateContent``) is one ``WireFormat`` subclass in its own module.
+A format knows how to read a request (model, streaming, offered tools, the conversation
+so far), how to render a neutral ``Reply`` as that API's response (JSON or SSE), and how
+to read token usage back out of a real upstream response.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Call:
+    """One tool call the model makes."""
+
+    name: str
+    arguments: dict[str, Any]
+    id: str = field(default_factory=lambda: "call_" + uuid.uuid4().hex[:20])
+
+
+@dataclass
+class Reply:
+    """A model answer, independent of wire format: some text and/or tool calls."""
+
+    text: str = ""
+    calls: list[Call] = field(default_factory=list)
+
+
+@dataclass
+class TokenUsage:
+    """Tokens of one response. ``input_tokens`` excludes cached input (read or written)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    def add(self, other: TokenUsage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+
+
+def sse(events: list[tuple[str | None, Any]]) -> bytes:
+    """Frame ``(event name or None, data)`` pairs as a ``text/event-stream`` body."""
+    out = []
+    for name, data in events:
+        payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        out.append((f"event: {name}\n" if name else "") + f"data: {payload}\n\n")
+    return "".join(out).encode()
+
+
+def sse_data(body: bytes) -> Iterator[Any]:
+    """The JSON ``data:`` payloads of an SSE body (non-JSON ones, like ``[DONE]``, skipped)."""
+    for block in re.split(r"\r?\n\r?\n", body.decode("utf-8", "replace")):
+        lines = [line[5:].lstrip() for line in block.splitlines() if line.startswith("data:")]
+        if not lines:
+            continue
+        try:
+            yield json.loads("\n".join(lines))
+        except ValueError:
+            continue
+
+
+def estimate_tokens(data: bytes | str) -> int:
+    """A deterministic stand-in for a tokenizer (about four bytes a token)."""
+    size = len(data.encode() if isinstance(data, str) else data)
+    return max(1, (size + 3) // 4)
+
+
+def as_text(content: Any) -> str:
+    """Flatten the many shapes message content takes (strings, block lists) to text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(t for t in (as_text(part) for part in content) if t)
+    if isinstance(content, dict):
+        for key in ("text", "content", "output", "result"):
+            if key in content:
+                return as_text(content[key])
+        return ""
+    return str(content)
+
+
+class WireFormat:
+    """One model API. Subclasses implement every method; all are pure functions."""
+
+    name: ClassVar[str] = ""
+    #: which upstream (and which key) serves this format
+    provider: ClassVar[str] = ""
+
+    @classmethod
+    def matches(cls, path: str) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def model(cls, path: str, body: dict[str, Any]) -> str:
+        return str(body.get("model") or "unknown")
+
+    @classmethod
+    def is_stream(cls, path: str, query: str, body: dict[str, Any]) -> bool:
+        return bool(body.get("stream"))
+
+    @classmethod
+    def tools(cls, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Offered tools by name -> their parameter JSON schema."""
+        raise NotImplementedError
+
+    @classmethod
+    def tool_turns(cls, body: dict[str, Any]) -> int:
+        """How many model turns with tool calls the conversation already holds."""
+        raise NotImplementedError
+
+    @classmethod
+    def conversation(cls, body: dict[str, Any]) -> list[dict[str, str]]:
+        """The conversation as ``{role, kind, text}`` items, system prompts left out."""
+        raise NotImplementedError
+
+    @classmethod
+    def render(cls, reply: Reply, model: str, usage: TokenUsage, stream: bool) -> tuple[str, bytes]:
+        """``(content type, body)`` of a response carrying ``reply``."""
+        raise NotImplementedError
+
+    @classmethod
+    def usage(cls, body: bytes, stream: bool) -> TokenUsage:
+        """Token usage reported by an upstream response body."""
+        raise NotImplementedError
+
+    @classmethod
+    def structured_schema(cls, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The JSON schema the request asks the answer to follow, if any."""
+        return None
+
+
+def error_body(status: int, kind: str, message: str) -> dict[str, Any]:
+    """An error every client understands: Anthropic/OpenAI read ``type``/``message``,
+    Gemini ``code``/``status``/``message``."""
+    grpc = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        402: "FAILED_PRECONDITION",
+        403: "PERMISSION_DENIED",
+    }
+    return {
+        "type": "error",
+        "error": {
+            "type": kind,
+            "code": status,
+            "status": grpc.get(status, "FAILED_PRECONDITION"),
+            "message": message,
+        },
+    }
+
+
+def formats() -> list[type[WireFormat]]:
+    from .wire_anthropic import AnthropicMessages
+    from .wire_gemini import GeminiGenerate
+    from .wire_openai import OpenAIChat, OpenAIResponses
+
+    return [AnthropicMessages, OpenAIResponses, OpenAIChat, GeminiGenerate]
+
+
+def detect(path: str) -> type[WireFormat] | None:
+    """The wire format served at URL ``path``, or ``None`` (not a model endpoint)."""
+    for fmt in formats():
+        if fmt.matches(path):
+            return fmt
+    return None

@@ -118,6 +118,7 @@ class TrialItem(pytest.Item):
             provider=session.provider(),
             provider_name=session.settings.provider,
             run_id=settings.run_id,
+            sandbox_run_id=session.sandbox_run_id(),
             test_id=self.nodeid,
             artifacts=session.artifacts_dir(self),
             threshold=threshold,

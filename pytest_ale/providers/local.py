@@ -238,7 +238,7 @@ class LocalProvider(Provider):
             )
         self.bwrap = found
         self.base = Path(self.options.get("root") or tempfile.gettempdir()) / "pytest-ale"
-        if not found and not LocalProvider._warned:
+        if isolation == "auto" and not found and not LocalProvider._warned:
             LocalProvider._warned = True
             warnings.warn(
                 LocalIsolationWarning(

@@ -84,7 +84,7 @@ def main() -> None:
     print("| figure | median | min | max |")
     print("|---|---|---|---|")
     for name, values in (
-        ("0 s agent, -n %d (fixed costs), s" % args.workers, fixed),
+        (f"0 s agent, -n {args.workers} (fixed costs), s", fixed),
         (f"{args.seconds:g} s agent, -n {args.workers}, s", slow),
         (f"ratio to ideal (fixed + {agent_share:g} s)", ratios),
     ):

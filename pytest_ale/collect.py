@@ -7,7 +7,8 @@ rest of the run goes on (a pytest collection error would stop every task).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +126,7 @@ class TrialItem(pytest.Item):
             timeout_s=settings.timeout or self.task.card.timeout_s,
             infra_retries=settings.infra_retries,
             keep=settings.keep,
+            on_phase=self._progress(),
         )
         self.result = result = run_trial(plan)
         self.user_properties.extend(result.properties())
@@ -133,6 +135,21 @@ class TrialItem(pytest.Item):
             self.warn(AleTrialWarning(f"{self.task.name}: {warning}"))
         if result.status == "error":
             pytest.fail(failure_message(result), pytrace=False)
+
+    def _progress(self) -> Callable[[str], None] | None:
+        """With ``-v``, each trial phase is written live on the trial's own report line."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or self.config.get_verbosity() < 1 or hasattr(self.config, "workerinput"):
+            return None
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+
+        def show(phase: str) -> None:
+            paused = capture.global_and_fixture_disabled() if capture else nullcontext()
+            with paused:  # the trial runs under output capture
+                reporter.write(f"{phase} ", light=True)
+                reporter.flush()
+
+        return show
 
     def runtest(self) -> None:
         assert self.result is not None

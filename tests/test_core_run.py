@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,24 @@ def test_ordinary_test_files_are_left_to_pytest(pytester: pytest.Pytester, make_
     run = pytester.runpytest("-v")
     run.assert_outcomes(passed=2)
     run.stdout.fnmatch_lines(["*test_plain.py::test_ok PASSED*"])
+
+
+def test_verbose_run_shows_each_trial_phase_live(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    verbose = pytester.runpytest_subprocess("tasks", "-v")
+    verbose.stdout.fnmatch_lines(
+        ["*upper[[]oracle-base-t1[]] acquire stage setup install agent fence collect grade release PASSED*"]
+    )
+    quiet = pytester.runpytest_subprocess("tasks", "-q")
+    quiet.stdout.no_fnmatch_line("*acquire stage*")
+
+
+def test_keep_leaves_the_sandbox_and_says_where(pytester: pytest.Pytester, make_task) -> None:
+    make_task("upper")
+    run = pytester.runpytest("tasks", "--ale-keep", "-W", "default")
+    run.assert_outcomes(passed=1)
+    run.stdout.fnmatch_lines(["*upper: kept for debugging: local sandbox (*): files kept in /*"])
+    kept = results(pytester)[0]["warnings"][-1].rsplit(" ", 1)[-1]
+    assert (Path(kept) / "workspace" / "output" / "data.txt").read_text() == "HELLO WORLD\n"
+    pytester.runpytest("--ale-sweep", f"--ale-run-id={results(pytester)[0]['run_id']}")
+    assert not Path(kept).exists()

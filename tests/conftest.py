@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -92,3 +93,15 @@ def results(pytester: pytest.Pytester) -> list[dict[str, Any]]:
     for path in sorted((pytester.path / "reports" / "runs").glob("*/results.jsonl")):
         rows.extend(json.loads(line) for line in path.read_text().splitlines() if line)
     return rows
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """With ``ALE_FORBID_SKIPS=1`` (CI), a test skipped for a missing engine, CLI or tool
+    fails instead: in CI every real component must be there and be exercised."""
+    report = yield
+    if os.environ.get("ALE_FORBID_SKIPS") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (ALE_FORBID_SKIPS=1): {reason}"
+    return report

@@ -1,0 +1,237 @@
+"""``static``: trials on machines that already exist, reached over SSH.
+
+Preset (``providers/static.yaml``)::
+
+    kind: static
+    hosts: [eval-box-1, "ubuntu@eval-box-2:2222"]   # or host:/port:/user: for one machine
+    user: root
+    key: ~/.ssh/ale_ed25519          # private key file
+    host_key: ~/.ssh/known_hosts     # known_hosts file or one public key line; unset = TOFU
+    root: /srv/ale                   # optional: each trial's workdir goes under here
+    cleanup: "docker system prune -f"   # optional command run after every trial
+    lock_timeout_s: 3600
+
+One trial per host at a time, across every pytest process on this machine (an ``flock``
+per host): list several hosts to run several trials at once. Without ``root`` a trial
+uses the task's workdir (``/workspace``) as is, emptied before and after the trial; with
+``root`` it lives at ``ROOT/ale-<run>-<expiry>-<id>/<workdir>``, which ``--ale-sweep``
+removes when expired (or when it belongs to the ``--ale-run-id`` given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shlex
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ConfigError, InfrastructureError
+from ..sandbox import Provider, Sandbox, SandboxSpec
+from .ssh import SshSession, SshTarget, ephemeral_key, load_private_key
+from .ssh_sandbox import SshSandbox, socket_forwards
+
+UNSAFE_WORKDIRS = {"/", "/home", "/root", "/usr", "/etc", "/var", "/tmp", "/opt", "/bin", "/lib", "/boot"}
+HOST_RE = re.compile(r"^(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>\d+))?$")
+
+
+def parse_hosts(options: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    """``(host, port, user)`` for every machine the preset lists."""
+    default_user = str(options.get("user", "root"))
+    default_port = int(options.get("port", 22))
+    raw = options.get("hosts") or ([options["host"]] if options.get("host") else [])
+    if isinstance(raw, str):
+        raw = [raw]
+    hosts = []
+    for entry in raw:
+        if isinstance(entry, Mapping):
+            hosts.append(
+                (
+                    str(entry["host"]),
+                    int(entry.get("port", default_port)),
+                    str(entry.get("user", default_user)),
+                )
+            )
+            continue
+        match = HOST_RE.match(str(entry).strip())
+        if not match:
+            raise ConfigError(f"static provider: cannot read host {entry!r}; write user@host:port")
+        hosts.append(
+            (
+                match["host"].strip("[]"),
+                int(match["port"] or default_port),
+                match["user"] or default_user,
+            )
+        )
+    if not hosts:
+        raise ConfigError(
+            "static provider: no machine given; set `hosts: [...]` (or `host:`) in providers/static.yaml "
+            "or pass --ale-provider-opt host=NAME"
+        )
+    return hosts
+
+
+class HostLock:
+    """An exclusive ``flock`` on one host, shared by every process on this machine."""
+
+    def __init__(self, host: str, port: int, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^0-9A-Za-z_.-]", "_", f"{host}_{port}")
+        self.path = folder / f"{safe}.lock"
+        self.fh: Any = None
+
+    def try_acquire(self) -> bool:
+        fh = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return False
+        self.fh = fh
+        return True
+
+    def release(self) -> None:
+        if self.fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+
+class StaticProvider(Provider):
+    """Existing machines over SSH, one trial per machine at a time."""
+
+    name = "static"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.hosts = parse_hosts(self.options)
+        key = self.options.get("key")
+        self.key = load_private_key(key) if key else ephemeral_key()
+        self.root = str(self.options["root"]).rstrip("/") if self.options.get("root") else None
+        self.lock_dir = Path(
+            self.options.get("lock_dir") or Path(tempfile.gettempdir()) / "pytest-ale-static"
+        )
+        self.lock_timeout = float(self.options.get("lock_timeout_s", 3600))
+
+    @classmethod
+    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
+        if spec.os != str(options.get("os", "linux")):
+            return f"the static machines run {options.get('os', 'linux')}, the task needs {spec.os}"
+        if spec.gpu and not options.get("gpu"):
+            return "the static machines have no GPU (set `gpu: true` in the preset if they do)"
+        return None
+
+    def _target(self, host: str, port: int, user: str) -> SshTarget:
+        return SshTarget(
+            host=host,
+            port=port,
+            user=user,
+            key=self.key,
+            host_key=self.options.get("host_key"),
+            connect_timeout=float(self.options.get("connect_timeout_s", 15)),
+        )
+
+    def _lock(self) -> tuple[HostLock, tuple[str, int, str]]:
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            for host in self.hosts:
+                lock = HostLock(host[0], host[1], self.lock_dir)
+                if lock.try_acquire():
+                    return lock, host
+            if time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"static provider: every host stayed busy for {self.lock_timeout:.0f}s "
+                    f"({', '.join(h[0] for h in self.hosts)}); list more hosts or run fewer workers"
+                )
+            time.sleep(0.25)
+
+    def acquire(self, spec: SandboxSpec) -> Sandbox:
+        lock, (host, port, user) = self._lock()
+        try:
+            session = SshSession(self._target(host, port, user))
+            trial_root = None
+            workdir = spec.workdir
+            if self.root:
+                expiry = int(time.time() + spec.expiry_s)
+                trial_root = f"{self.root}/ale-{_slug(spec.run_id)}-{expiry}-{uuid.uuid4().hex[:8]}"
+                workdir = trial_root + "/" + spec.workdir.strip("/")
+            elif os.path.normpath(workdir) in UNSAFE_WORKDIRS:
+                raise ConfigError(
+                    f"static provider: refusing to use {workdir} as a workspace on {host} (it is emptied "
+                    "after each trial); set `root:` in the preset"
+                )
+            forwards, socket_paths = socket_forwards(spec, remap=trial_root is not None)
+            session.forwards = forwards
+            session.connect()
+            cleanup = self.options.get("cleanup")
+            keep = bool(self.options.get("keep"))
+
+            def on_close(sandbox: SshSandbox) -> None:
+                try:
+                    if keep:
+                        return
+                    gone = [trial_root or workdir, sandbox.scratch, *{p.rpartition("/")[0] for p in forwards}]
+                    sandbox._plain("rm -rf " + " ".join(shlex.quote(g) for g in gone if g), timeout=600)
+                    if cleanup:
+                        sandbox._plain(str(cleanup), timeout=600)
+                finally:
+                    sandbox.host_lock.release()
+
+            sandbox = SshSandbox(
+                spec,
+                session,
+                workdir=workdir,
+                scratch=f"{trial_root}/tmp" if trial_root else None,
+                socket_paths=socket_paths,
+                sudo=bool(self.options.get("sudo", False)),
+                on_close=on_close,
+                name=f"static host {user}@{host}:{port}",
+            )
+            sandbox.host_lock = lock
+            sandbox._plain(f"rm -rf {shlex.quote(workdir)}", timeout=600)
+            sandbox.prepare()
+            return sandbox
+        except BaseException:
+            lock.release()
+            raise
+
+    def sweep(self, run_id: str | None = None) -> list[str]:
+        """Remove expired (or ``run_id``'s) trial folders under ``root`` on every host."""
+        if not self.root:
+            return []
+        removed: list[str] = []
+        now = int(time.time())
+        for host, port, user in self.hosts:
+            session = SshSession(self._target(host, port, user))
+            try:
+                session.connect()
+                listing = session.run(f"ls -1 {shlex.quote(self.root)} 2>/dev/null", timeout=60)
+                for name in listing.stdout.decode().split():
+                    if _sweepable(name, run_id, now):
+                        path = f"{self.root}/{name}"
+                        session.run(f"rm -rf {shlex.quote(path)}", timeout=600)
+                        removed.append(f"{host}:{path}")
+            finally:
+                session.close()
+        return removed
+
+
+def _sweepable(name: str, run_id: str | None, now: int) -> bool:
+    match = re.match(r"^ale-(?P<run>.+)-(?P<expiry>\d{9,})-[0-9a-f]{8}$", name)
+    if not match:
+        return False
+    if run_id is not None:
+        return match["run"] == _slug(run_id)
+    return int(match["expiry"]) < now
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.-]+", "_", text)[:80]

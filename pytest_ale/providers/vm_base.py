@@ -1,0 +1,229 @@
+"""What the VM providers (gcp, aws, libvirt) share: labels, images, acquire, release, sweep.
+
+A VM provider only says how to *create* an instance (falling through zones, subnets or
+machine types on capacity and quota errors), how to find its address, how to *delete*
+it and how to *list* what it made. This base does the rest the same way for all:
+
+- one ephemeral SSH key pair per provider object (per run and xdist worker), private half
+  in memory only; the public half goes into the instance (metadata / key pair / seed);
+- every instance carries labels ``ale-managed``, ``ale-run-id``, ``ale-expiry`` (unix
+  seconds), so ``--ale-sweep`` finds what a crashed run left: by run id, or expired;
+- acquire = create, wait for an address, SSH in (retrying while the machine boots),
+  create the workspace; any failure after creation deletes the instance before raising;
+- release deletes the instance, always (unless ``--ale-keep``); ``close`` deletes any
+  instance still held (a crash between acquire and release).
+
+Common options: ``images`` (``{snapshot: image, default: image}``) or ``image``;
+``ssh_user``; ``ssh_port``; ``ssh_host`` (a template on ``{address}``, for bastions or
+tunnels; default the address itself); ``boot_timeout_s``; ``root`` (put workspaces
+under this folder instead of the task's path, for machines shared between trials).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import re
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import AleError, ConfigError, InfrastructureError
+from ..sandbox import Provider, Sandbox, SandboxSpec
+from .ssh import SshSession, SshTarget, ephemeral_key, public_line
+from .ssh_sandbox import SshSandbox, socket_forwards
+
+MANAGED = "ale-managed"
+RUN_ID = "ale-run-id"
+EXPIRY = "ale-expiry"
+TRIAL = "ale-trial"
+
+
+class CapacityError(InfrastructureError):
+    """No zone / subnet / machine type had capacity for the instance."""
+
+
+class QuotaError(InfrastructureError):
+    """The account's quota forbids another instance anywhere the preset allows."""
+
+
+class VmLeakWarning(UserWarning):
+    """An instance could not be deleted; ``--ale-sweep`` will find it by its labels."""
+
+
+def label_value(text: str) -> str:
+    """A value every cloud accepts as a label: lowercase ``[a-z0-9_-]``, at most 63 chars."""
+    return re.sub(r"[^a-z0-9_-]+", "-", text.lower())[:63].strip("-") or "none"
+
+
+def vm_labels(spec: SandboxSpec) -> dict[str, str]:
+    return {
+        MANAGED: "true",
+        RUN_ID: label_value(spec.run_id),
+        EXPIRY: str(int(time.time() + spec.expiry_s)),
+        TRIAL: label_value(spec.trial_id.rsplit("/", 1)[-1])[:63],
+    }
+
+
+def sweepable(labels: Mapping[str, str], run_id: str | None, now: float | None = None) -> bool:
+    """Whether an instance with ``labels`` is ours and belongs to ``run_id`` (or expired)."""
+    if labels.get(MANAGED) != "true":
+        return False
+    if run_id is not None:
+        return labels.get(RUN_ID) == label_value(run_id)
+    try:
+        return int(labels.get(EXPIRY, "")) < (now if now is not None else time.time())
+    except ValueError:
+        return False
+
+
+@dataclass
+class Instance:
+    """One machine a VM provider made."""
+
+    id: str
+    name: str
+    where: str = ""
+    address: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class VmProvider(Provider):
+    """Base of the cloud and VM providers; subclasses implement the five hooks below."""
+
+    default_user = "ale"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.key = ephemeral_key()
+        self.public_key = public_line(self.key)
+        self.ssh_user = str(self.options.get("ssh_user", self.default_user))
+        self.live: dict[str, Instance] = {}
+
+    # -- hooks -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create(self, spec: SandboxSpec, name: str, image: str, labels: dict[str, str]) -> Instance:
+        """Start one instance, falling through the preset's alternatives on capacity and
+        quota errors; raise ``CapacityError`` / ``QuotaError`` when none is left."""
+
+    @abc.abstractmethod
+    def wait_address(self, instance: Instance, timeout_s: float) -> str:
+        """Wait until the instance runs; its address for SSH."""
+
+    @abc.abstractmethod
+    def delete(self, instance: Instance) -> None:
+        """Delete (terminate, destroy and undefine) the instance and what only it used."""
+
+    @abc.abstractmethod
+    def list_managed(self) -> list[tuple[Instance, dict[str, str]]]:
+        """Every live instance with an ``ale-managed`` label, with its labels."""
+
+    def cleanup(self) -> None:
+        """End of the session: remove provider-wide resources (key pairs, groups)."""
+
+    # -- shared behaviour --------------------------------------------------------------
+    def image_for(self, spec: SandboxSpec) -> str:
+        snapshot = str(spec.extra.get("snapshot") or "")
+        images = self.options.get("images") or {}
+        if not isinstance(images, Mapping):
+            raise ConfigError(f"{self.name} preset: `images` must map snapshot names to images")
+        image = images.get(snapshot) or images.get("default") or self.options.get("image")
+        if not image:
+            want = f"snapshot {snapshot!r}" if snapshot else "tasks without a snapshot"
+            raise ConfigError(
+                f"{self.name} preset: no image for {want}; add it under `images:` "
+                f"(or set `image:`) in providers/{self.name}.yaml"
+            )
+        return str(image)
+
+    def instance_name(self, spec: SandboxSpec) -> str:
+        return f"ale-{label_value(spec.run_id)[:30]}-{uuid.uuid4().hex[:8]}".strip("-")
+
+    def acquire(self, spec: SandboxSpec) -> Sandbox:
+        image = self.image_for(spec)
+        labels = vm_labels(spec)
+        try:
+            instance = self.create(spec, self.instance_name(spec), image, labels)
+        except AleError:
+            raise
+        except Exception as exc:
+            raise InfrastructureError(f"{self.name}: creating an instance failed: {exc}") from exc
+        self.live[instance.id] = instance
+        try:
+            return self._connect(spec, instance)
+        except BaseException as exc:
+            self._delete(instance)
+            if isinstance(exc, AleError) or not isinstance(exc, Exception):
+                raise
+            raise InfrastructureError(f"{self.name}: instance {instance.name} unusable: {exc}") from exc
+
+    def _connect(self, spec: SandboxSpec, instance: Instance) -> SshSandbox:
+        boot = float(self.options.get("boot_timeout_s", 600))
+        address = self.wait_address(instance, boot)
+        instance.address = address
+        target = SshTarget(
+            host=str(self.options.get("ssh_host", "{address}")).format(address=address),
+            port=int(self.options.get("ssh_port", 22)),
+            user=self.ssh_user,
+            key=self.key,
+            host_key=self.options.get("host_key"),
+            connect_timeout=float(self.options.get("connect_timeout_s", 15)),
+        )
+        root = (
+            str(self.options["root"]).rstrip("/") + f"/{instance.name}" if self.options.get("root") else None
+        )
+        workdir = f"{root}/{spec.workdir.strip('/')}" if root else spec.workdir
+        forwards, socket_paths = socket_forwards(spec, remap=root is not None)
+        session = SshSession(target, forwards)
+        session.connect(deadline_s=boot)
+        sandbox = SshSandbox(
+            spec,
+            session,
+            workdir=workdir,
+            scratch=f"{root}/tmp" if root else None,
+            socket_paths=socket_paths,
+            sudo=self.ssh_user != "root",
+            on_close=lambda _sandbox: self._delete(instance),
+            name=f"{self.name} instance {instance.name} ({instance.where})",
+        )
+        sandbox.instance = instance
+        try:
+            sandbox.prepare()
+        except BaseException:
+            session.close()
+            raise
+        return sandbox
+
+    def _delete(self, instance: Instance) -> None:
+        if self.options.get("keep"):
+            return
+        try:
+            self.delete(instance)
+        except Exception as exc:  # never mask the trial's own outcome; sweep finds it later
+            warnings.warn(
+                VmLeakWarning(
+                    f"{self.name}: could not delete {instance.name}: {exc}; "
+                    "run `pytest --ale-sweep` to remove it"
+                ),
+                stacklevel=2,
+            )
+            return
+        self.live.pop(instance.id, None)
+
+    def sweep(self, run_id: str | None = None) -> list[str]:
+        removed = []
+        for instance, labels in self.list_managed():
+            if sweepable(labels, run_id):
+                self.delete(instance)
+                self.live.pop(instance.id, None)
+                removed.append(f"{instance.name} ({instance.where})")
+        return removed
+
+    def close(self) -> None:
+        for instance in list(self.live.values()):
+            self._delete(instance)
+        with contextlib.suppress(Exception):
+            self.cleanup()

@@ -1,0 +1,231 @@
+"""The providers the conformance suite runs against, one ``Case`` each.
+
+A new provider joins with one line in ``CASES`` (its factory may live anywhere)::
+
+    Case("docker", make_docker, skip=docker_skip),
+
+``make(env)`` builds a ready provider (its data path wired to the loopback sshd where it
+is a VM provider); ``gone(env, sandbox)`` says whether a released sandbox left nothing
+behind (checked in the control plane's own state: moto, the GCE fake, libvirt);
+``skip()`` gives a reason to skip (missing engine), unless ``ALE_REQUIRE_<NAME>=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_ale.sandbox import Provider, Sandbox
+
+from .env import Env
+from .sshd import available as sshd_unavailable
+
+
+@dataclass
+class Case:
+    name: str
+    make: Callable[[Env], Provider]
+    gone: Callable[[Env, Sandbox], bool] = lambda env, sandbox: True
+    skip: Callable[[], str | None] = lambda: None
+    #: sweep without a run id removes only expired sandboxes (local removes every one)
+    expiry_sweep: bool = True
+    workdir: str = "/workspace"
+    #: a process started in the background outlives the ``exec`` that started it (it does
+    #: not in the local sandbox, whose PID namespace ends with each command)
+    background_survives_exec: bool = True
+
+    def skip_reason(self) -> str | None:
+        reason = self.skip()
+        if reason and os.environ.get(f"ALE_REQUIRE_{self.name.upper()}") == "1":
+            raise RuntimeError(f"ALE_REQUIRE_{self.name.upper()}=1 but {reason}")
+        return reason
+
+
+def _module_missing(*modules: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        import importlib.util
+
+        for module in modules:
+            if importlib.util.find_spec(module) is None:
+                return f"{module} is not installed (pip install -e '.[dev]')"
+        return sshd_unavailable()
+
+    return check
+
+
+# -- local ---------------------------------------------------------------------------------
+def make_local(env: Env) -> Provider:
+    from pytest_ale.providers.local import LocalProvider
+
+    return LocalProvider({"root": str(env.folder("local"))})
+
+
+def local_gone(env: Env, sandbox: Any) -> bool:
+    return not Path(sandbox.root).exists()
+
+
+# -- static --------------------------------------------------------------------------------
+def static_options(env: Env, **extra: Any) -> dict[str, Any]:
+    from pytest_ale.providers.ssh import public_line
+
+    keyfile = env.root / "static_key"
+    if not keyfile.exists():
+        from pytest_ale.providers.ssh import ephemeral_key
+
+        key = ephemeral_key()
+        keyfile.write_bytes(key.export_private_key("openssh"))
+        keyfile.chmod(0o600)
+        env.sshd.authorize(public_line(key))
+    return {
+        "host": "127.0.0.1",
+        "port": env.sshd.port,
+        "user": "root",
+        "key": str(keyfile),
+        "host_key": env.sshd.host_key_line,
+        "root": str(env.folder("static-root")),
+        "lock_dir": str(env.folder("static-locks")),
+        "lock_timeout_s": 20,
+        **extra,
+    }
+
+
+def make_static(env: Env) -> Provider:
+    from pytest_ale.providers.static import StaticProvider
+
+    return StaticProvider(static_options(env))
+
+
+def ssh_gone(env: Env, sandbox: Any) -> bool:
+    """The trial's folders on the (loopback) machine are gone."""
+    return not Path(sandbox.workdir).exists() and not Path(sandbox.scratch).exists()
+
+
+# -- aws (moto_server on loopback, data path through the real sshd) ----------------------
+def vm_ssh_options(env: Env, name: str) -> dict[str, Any]:
+    return {
+        "ssh_user": "root",
+        "ssh_host": "127.0.0.1",
+        "ssh_port": env.sshd.port,
+        "host_key": env.sshd.host_key_line,
+        "boot_timeout_s": 30,
+        "root": str(env.folder(f"{name}-vms")),
+    }
+
+
+def aws_options(env: Env, **extra: Any) -> dict[str, Any]:
+    return {
+        "region": "us-east-1",
+        "endpoint_url": env.moto_url,
+        "image": env.ami(),
+        "instance_types": ["t3.large"],
+        "ssh_cidr": "127.0.0.1/32",
+        "group_delete_wait_s": 0,
+        **vm_ssh_options(env, "aws"),
+        **extra,
+    }
+
+
+def make_aws(env: Env) -> Provider:
+    from pytest_ale.providers.aws import AwsProvider
+
+    provider = AwsProvider(aws_options(env))
+    env.sshd.authorize(provider.public_key)  # what cloud-init does with the key pair on EC2
+    return provider
+
+
+def aws_state(env: Env, instance_id: str) -> str:
+    reply = env.ec2().describe_instances(InstanceIds=[instance_id])
+    return reply["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def aws_gone(env: Env, sandbox: Any) -> bool:
+    return aws_state(env, sandbox.instance.id) in ("shutting-down", "terminated")
+
+
+# -- gcp (the loopback GCE fake, data path through the real sshd) -------------------------
+def gcp_options(env: Env, **extra: Any) -> dict[str, Any]:
+    return {
+        "project": "ale-test",
+        "zones": ["fake-zone-a", "fake-zone-b"],
+        "machine_types": ["e2-standard-4"],
+        "image": "projects/debian-cloud/global/images/family/debian-12",
+        "api_endpoint": env.gce.url,
+        "anonymous": True,
+        **vm_ssh_options(env, "gcp"),
+        **extra,
+    }
+
+
+def make_gcp(env: Env) -> Provider:
+    from pytest_ale.providers.gcp import GcpProvider
+
+    return GcpProvider(gcp_options(env))  # the fake's "guest agent" authorizes the key
+
+
+def gcp_gone(env: Env, sandbox: Any) -> bool:
+    instance = sandbox.instance
+    return (instance.where, instance.name) not in env.gce.instances
+
+
+# -- libvirt (the in-process test:///default driver, data path through the real sshd) -----
+def libvirt_options(env: Env, **extra: Any) -> dict[str, Any]:
+    return {
+        "uri": "test:///default",
+        "pool": "default-pool",
+        "image": "/default-pool/base.qcow2",
+        "seed_dir": str(env.folder("libvirt-seeds")),
+        **vm_ssh_options(env, "libvirt"),
+        **extra,
+    }
+
+
+def make_libvirt(env: Env) -> Provider:
+    from pytest_ale.providers.libvirt import LibvirtProvider
+
+    provider = LibvirtProvider(libvirt_options(env))
+    env.sshd.authorize(provider.public_key)  # what cloud-init does with the NoCloud seed
+    return provider
+
+
+def libvirt_gone(env: Env, sandbox: Any) -> bool:
+    import libvirt
+
+    conn = libvirt.open("test:///default")
+    try:
+        names = [domain.name() for domain in conn.listAllDomains(0)]
+        volumes = conn.storagePoolLookupByName("default-pool").listVolumes()
+    finally:
+        conn.close()
+    name = sandbox.instance.name
+    return name not in names and f"{name}.qcow2" not in volumes
+
+
+def make_docker(env: Env) -> Provider:
+    from pytest_ale.providers.docker import DockerProvider
+
+    return DockerProvider({})
+
+
+def docker_skip() -> str | None:
+    """Skip unless a Docker engine answers (``ALE_REQUIRE_DOCKER=1`` turns this into a failure)."""
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as exc:
+        return f"no Docker engine answers: {exc}"
+    return None
+
+
+CASES: list[Case] = [
+    Case("local", make_local, local_gone, background_survives_exec=False),
+    Case("static", make_static, ssh_gone, skip=_module_missing("asyncssh")),
+    Case("aws", make_aws, aws_gone, skip=_module_missing("asyncssh", "boto3", "moto")),
+    Case("gcp", make_gcp, gcp_gone, skip=_module_missing("asyncssh", "google.cloud.compute_v1")),
+    Case("libvirt", make_libvirt, libvirt_gone, skip=_module_missing("asyncssh", "libvirt", "pycdlib")),
+    # the docker provider joins with this line (its own `gone` check can replace the default):
+    # Case("docker", make_docker, skip=docker_skip),
+]

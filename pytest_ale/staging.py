@@ -12,7 +12,7 @@ import os
 import queue
 import tarfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,32 +62,43 @@ def stream_folders(
     """Like ``tar_folders`` but streamed: chunks of about ``chunk_size`` bytes, produced by a
     thread as they are consumed, so 1 GiB of input never sits in memory. ``uid``/``gid``
     set the owner recorded for every member (default: 0, as ``tar_folders``)."""
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
-    stop = threading.Event()
 
     def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info = _normalize(info)
         info.uid, info.gid = uid or 0, gid or 0
         return info
 
-    def produce() -> None:
+    def produce(tar: tarfile.TarFile) -> None:
+        for arcname, folder in folders.items():
+            if Path(folder).is_dir():
+                tar.add(folder, arcname=arcname, recursive=True, filter=owned)
+
+    return tar_stream(produce, chunk_size=chunk_size)
+
+
+def tar_stream(produce: Callable[[tarfile.TarFile], None], *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """A tar stream written by ``produce(tar)`` in a thread, read as chunks as it is written."""
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def run() -> None:
         writer = _ChunkWriter(chunks, chunk_size, stop)
         try:
             with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for arcname, folder in folders.items():
-                    if Path(folder).is_dir():
-                        tar.add(folder, arcname=arcname, recursive=True, filter=owned)
+                produce(tar)
             writer.flush()
             _put(chunks, None, stop)
         except BaseException as exc:  # handed to the consumer, raised there
             if not stop.is_set():
                 _put(chunks, exc, stop)
 
-    threading.Thread(target=produce, name="ale-tar-stream", daemon=True).start()
+    threading.Thread(target=run, name="ale-tar-stream", daemon=True).start()
     try:
         while (item := chunks.get()) is not None:
+            if isinstance(item, StagingError):
+                raise item
             if isinstance(item, BaseException):
-                raise StagingError(f"could not read the folders to stage: {item}") from item
+                raise StagingError(f"could not write the tar stream: {item}") from item
             yield item
     finally:
         stop.set()

@@ -1,0 +1,239 @@
+"""``docker``: one fresh container per trial on a Docker engine, through the Docker SDK.
+
+Build the sandbox image once (no registry needed; see ``docker_image``)::
+
+    python -m pytest_ale.providers.docker_image build    # or: pytest-ale-image build
+    pytest tasks --ale-provider docker --ale-agent oracle
+
+Each container is labelled (run id, test id, expiry as epoch seconds), limited (CPUs and
+memory from the task card, else the preset; a PID cap), has no network unless the card or
+preset allows it, and runs ``docker-init`` as PID 1 so orphans are reaped. The container
+itself only sleeps; every command is an exec, as the non-root user ``agent`` unless asked
+otherwise. Host Unix sockets in ``SandboxSpec.sockets`` (the model gateway's door) are
+bind-mounted at their sandbox paths.
+
+A timeout kills the command's whole process tree (an environment marker its children
+inherit); the fence (``kill_all``) kills everything but PID 1 and the keep-alive. Data
+moves as tar streams through the archive API with size caps and per-member checks.
+Containers are removed when released, on SIGINT/SIGTERM, at exit, and by ``--ale-sweep``
+(expired, or of the given run id). ``--ale-keep`` keeps them and says how to enter.
+
+Preset options (``providers/docker.yaml`` or ``--ale-provider-opt KEY=VALUE``): ``image``,
+``cpus``, ``memory_gb``, ``pids_limit``, ``network`` (allow it), ``network_mode`` (when
+allowed; default ``bridge``), ``user``, ``uid``/``gid`` (the agent's, for file
+ownership), ``gpu``, ``expiry_s``, ``max_input_mb``, ``max_output_mb``, ``base_url``.
+"""
+
+import contextlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from ..errors import InfrastructureError
+from ..sandbox import Provider, Sandbox, SandboxSpec
+from .docker_client import (
+    EXPIRY_LABEL,
+    PROVIDER_LABEL,
+    RUN_LABEL,
+    TEST_LABEL,
+    connect,
+    image_missing,
+)
+from .docker_guard import ContainerGuard
+from .docker_image import DEFAULT_IMAGE
+from .docker_sandbox import DockerSandbox
+
+KEEPALIVE = 'mkdir -p "$0" && chown "$1" "$0"; exec sleep 2147483647'
+DEFAULTS: dict[str, Any] = {
+    "image": DEFAULT_IMAGE,
+    "cpus": 2,
+    "memory_gb": 4,
+    "pids_limit": 4096,
+    "network": False,
+    "network_mode": "bridge",
+    "user": "agent",
+    "uid": 1000,
+    "gid": 1000,
+    "gpu": False,
+    "expiry_s": 6 * 3600,
+    "max_input_mb": 8192,
+    "max_output_mb": 2048,
+    "base_url": None,
+    "keep": False,
+}
+
+
+class DockerProvider(Provider):
+    """Fresh containers from one image; connects to the engine on first use."""
+
+    name = "docker"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__({**DEFAULTS, **dict(options or {})})
+        self.options["keep"] = _truthy(self.options.get("keep"))
+        self.options["network"] = _truthy(self.options.get("network"))
+        self._client: Any = None
+        self._image_checked = False
+        self._ncpu: int | None = None
+        self.guard = ContainerGuard(self._remove)
+
+    @classmethod
+    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
+        """Linux tasks only; GPU tasks only when the preset says ``gpu: true``."""
+        if spec.os != "linux":
+            return f"provider 'docker' runs Linux containers, not {spec.os} machines"
+        if spec.gpu and not _truthy(options.get("gpu")):
+            return "provider 'docker' has no GPU here (set gpu: true in its preset on a GPU engine)"
+        return None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect(self.options.get("base_url"))
+        return self._client
+
+    # -- acquire -----------------------------------------------------------------------
+    def acquire(self, spec: SandboxSpec) -> Sandbox:
+        from docker.errors import APIError, ImageNotFound
+
+        image = str(self.options["image"])
+        api = self.client.api
+        if not self._image_checked:
+            try:
+                api.inspect_image(image)
+            except ImageNotFound as exc:
+                raise image_missing(image) from exc
+            self._image_checked = True
+        name = f"ale-{_slug(spec.run_id)[:40]}-{uuid.uuid4().hex[:8]}"
+        owner = f"{self.options['uid']}:{self.options['gid']}"
+        try:
+            created = api.create_container(
+                image,
+                entrypoint=["/bin/sh", "-c", KEEPALIVE, spec.workdir, owner],
+                command=[],
+                name=name,
+                user="root",
+                working_dir=spec.workdir,
+                hostname="sandbox",
+                labels=self._labels(spec),
+                host_config=api.create_host_config(**self._host_config(spec)),
+            )
+        except ImageNotFound as exc:
+            raise image_missing(image) from exc
+        except APIError as exc:
+            raise InfrastructureError(f"docker could not create a container from {image}: {exc}") from exc
+        container_id = created["Id"]
+        _open_sockets(spec.sockets.values())
+        if not self.options["keep"]:
+            self.guard.add(container_id, name)
+        try:
+            api.start(container_id)
+        except APIError as exc:
+            self.guard.release(container_id, wait=True)
+            raise InfrastructureError(f"docker could not start container {name}: {exc}") from exc
+        return DockerSandbox(spec, self, container_id, name)
+
+    def _labels(self, spec: SandboxSpec) -> dict[str, str]:
+        expires = int(time.time() + int(spec.expiry_s or self.options["expiry_s"]))
+        labels = {f"pytest-ale.{_slug(k)}": str(v)[:1000] for k, v in spec.labels.items()}
+        labels.update(
+            {
+                PROVIDER_LABEL: self.name,
+                RUN_LABEL: spec.run_id,
+                TEST_LABEL: spec.trial_id[:1000],
+                EXPIRY_LABEL: str(expires),
+            }
+        )
+        return labels
+
+    def _host_config(self, spec: SandboxSpec) -> dict[str, Any]:
+        from docker.types import DeviceRequest, Mount
+
+        cpus = float(spec.cpus or self.options["cpus"])
+        memory = int(float(spec.memory_gb or self.options["memory_gb"]) * 1024**3)
+        network = spec.network or self.options["network"]
+        config: dict[str, Any] = {
+            "init": True,
+            "nano_cpus": int(min(cpus, self._host_cpus()) * 1e9),
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "pids_limit": int(self.options["pids_limit"]),
+            "network_mode": str(self.options["network_mode"]) if network else "none",
+            "mounts": [
+                Mount(target=inside, source=host, type="bind") for inside, host in spec.sockets.items()
+            ],
+        }
+        if spec.gpu and _truthy(self.options.get("gpu")):
+            config["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        return config
+
+    def _host_cpus(self) -> int:
+        if self._ncpu is None:
+            try:
+                self._ncpu = int(self.client.info().get("NCPU") or os.cpu_count() or 1)
+            except Exception:
+                self._ncpu = os.cpu_count() or 1
+        return self._ncpu
+
+    # -- release -----------------------------------------------------------------------
+    def release(self, sandbox: Sandbox) -> None:
+        sandbox.close()
+
+    def _release(self, sandbox: DockerSandbox) -> None:
+        if self.options["keep"]:
+            return
+        self.guard.release(sandbox.id)
+
+    def _remove(self, container_id: str) -> None:
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.client.api.remove_container(container_id, force=True, v=True)
+
+    def sweep(self, run_id: str | None = None) -> list[str]:
+        """Remove this provider's containers whose expiry passed or whose run id is ``run_id``."""
+        now = time.time()
+        removed = []
+        for info in self.client.api.containers(all=True, filters={"label": f"{PROVIDER_LABEL}={self.name}"}):
+            labels = info.get("Labels") or {}
+            try:
+                expired = float(labels.get(EXPIRY_LABEL, "inf")) < now
+            except ValueError:
+                expired = False
+            if expired or (run_id and labels.get(RUN_LABEL) == run_id):
+                self._remove(info["Id"])
+                names = ",".join(n.lstrip("/") for n in info.get("Names") or [])
+                why = "expired" if expired else f"run {run_id}"
+                removed.append(f"container {names or info['Id'][:12]} ({why})")
+        return removed
+
+    def close(self) -> None:
+        self.guard.close()
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+
+
+def _open_sockets(paths: Iterable[str]) -> None:
+    """Let the sandbox's non-root user connect to the host sockets it is given (the door
+    is meant for it; a socket made under a 022 umask would refuse uid 1000)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            mode = os.stat(path).st_mode
+            if mode & 0o666 != 0o666:
+                os.chmod(path, (mode & 0o7777) | 0o666)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text).strip("-.") or "x"
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -1,0 +1,131 @@
+"""Tar streams to and from Docker's archive API, made safe and shaped as ``Sandbox`` wants.
+
+In: every member is checked with the standard library's ``data`` filter (no absolute
+names, no ``..``, no links leaving the folder, no devices) and given the owner it should
+have inside the container (the agent's uid for its workspace), in one pass.
+
+Out: Docker returns ``src/.`` as ``./name`` members plus a ``.`` entry; the ``Sandbox``
+interface promises the folder's contents with plain relative names, under a size cap.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterable, Iterator
+
+from ..errors import StagingError
+from ..staging import tar_stream
+
+#: where member names are resolved while checking them (never touched on the host)
+_CHECK_ROOT = "/nonexistent-ale-check-root"
+#: archives bigger than this are re-written while they are sent
+STREAM_ABOVE = 32 * 1024**2
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (an HTTP body, say)."""
+
+    def __init__(self, chunks: Iterable[bytes], limit: int | None = None) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = b""
+        self.limit = limit
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self.total += len(chunk)
+            if self.limit is not None and self.total > self.limit:
+                raise StagingError(f"the archive exceeds the {self.limit // 1024**2} MiB cap")
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def restamp(
+    data: bytes,
+    *,
+    uid: int,
+    gid: int,
+    own_root: bool = False,
+    max_bytes: int | None = None,
+) -> tuple[bytes | Iterator[bytes], list[str]]:
+    """``data`` with every member owned by ``uid:gid``, and the members it refused.
+
+    Unsafe members (``"name: why"``) are left out. Small archives come back as bytes; big
+    ones as a stream re-written while it is sent, never a second copy in memory. ``own_root``
+    adds a ``.`` entry so the destination folder itself becomes ``uid``'s too.
+    """
+    refused: list[str] = []
+    bad: set[int] = set()
+    total = 0
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as src:
+        for member in src:
+            try:
+                tarfile.data_filter(member, _CHECK_ROOT)
+            except tarfile.FilterError as exc:
+                refused.append(f"{member.name}: {exc}")
+                bad.add(member.offset)
+                continue
+            total += member.size if member.isfile() else 0
+    if max_bytes is not None and total > max_bytes:
+        raise StagingError(
+            f"the staged data ({total // 1024**2} MiB) exceeds the {max_bytes // 1024**2} MiB cap"
+        )
+
+    def produce(dst: tarfile.TarFile) -> None:
+        if own_root:
+            dst.addfile(_owned(tarfile.TarInfo("."), uid, gid, tarfile.DIRTYPE, 0o755))
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as src:
+            for member in src:
+                if member.offset in bad:
+                    continue
+                info = member.replace(name=member.name.lstrip("/"), uid=uid, gid=gid, uname="", gname="")
+                info.mode = member.mode & 0o777
+                dst.addfile(info, src.extractfile(member) if member.isfile() else None)
+
+    if len(data) > STREAM_ABOVE:
+        return tar_stream(produce), refused
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        produce(dst)
+    return out.getvalue(), refused
+
+
+def _owned(info: tarfile.TarInfo, uid: int, gid: int, kind: bytes, mode: int) -> tarfile.TarInfo:
+    info.type, info.mode, info.uid, info.gid = kind, mode, uid, gid
+    return info
+
+
+def contents(chunks: Iterable[bytes], *, top: str, max_bytes: int) -> bytes:
+    """Docker's archive of folder ``top`` with that folder stripped: its contents only."""
+    out = io.BytesIO()
+    reader = io.BufferedReader(ChunkReader(chunks, limit=max_bytes + 64 * 1024**2), 1 << 20)
+    with (
+        tarfile.open(fileobj=reader, mode="r|") as src,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
+    ):
+        for member in src:
+            name = _strip(member.name, top)
+            if not name:
+                continue
+            info = member.replace(name=name, deep=False)
+            if member.islnk():
+                info.linkname = _strip(member.linkname, top)
+            dst.addfile(info, src.extractfile(member) if member.isfile() else None)
+    return out.getvalue()
+
+
+def _strip(name: str, top: str) -> str:
+    name = name.lstrip("/")
+    if name == top or name == top + "/":
+        return ""
+    return name[len(top) + 1 :] if name.startswith(top + "/") else name

@@ -1,0 +1,296 @@
+"""``DockerSandbox``: one trial's container, driven through the Docker SDK's exec and
+archive APIs (see ``docker.py`` for the provider that makes them).
+
+Commands run as the agent user with an environment marker so a timeout can kill their
+whole tree; the fence kills everything but PID 1 and the keep-alive; tar streams in are
+checked and re-owned, tar streams out are stripped to the folder's contents and capped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import posixpath
+import tarfile
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InfrastructureError, StagingError
+from ..sandbox import ExecResult, Sandbox, SandboxSpec
+from .docker_archive import contents, restamp
+from .docker_client import ContainerDiedError
+from .docker_exec import FENCE, KILL_MARKED, MARKER, OOM_KILLS, run_exec
+
+if TYPE_CHECKING:
+    from .docker import DockerProvider
+
+# $1 owner, $2 how many folders follow, then the folders, then the command to exec
+MKDIRS_THEN_EXEC = (
+    'o=$1; n=$2; shift 2; while [ "$n" -gt 0 ]; do mkdir -p "$1" && chown "$o" "$1"; '
+    'n=$((n-1)); shift; done; exec "$@"'
+)
+
+
+class DockerSandbox(Sandbox):
+    """One trial's container."""
+
+    def __init__(self, spec: SandboxSpec, provider: DockerProvider, container_id: str, name: str) -> None:
+        super().__init__(spec, spec.workdir, scratch="/tmp")
+        self.provider = provider
+        self.api = provider.client.api
+        self.id = container_id
+        self.name = name
+        opts = provider.options
+        self.user, self.uid, self.gid = str(opts["user"]), int(opts["uid"]), int(opts["gid"])
+        self.home = "/root" if self.user == "root" else f"/home/{self.user}"
+        self.max_input = int(opts["max_input_mb"]) * 1024**2
+        self.max_output = int(opts["max_output_mb"]) * 1024**2
+        self.closed = False
+        self._oom_seen = 0
+        #: folders ``mkdir`` was asked for, made by the next command that needs them
+        #: (inside that exec, saving a round trip of the engine per trial)
+        self._pending_dirs: list[str] = []
+
+    # -- commands ----------------------------------------------------------------------
+    def exec(self, cmd, *, timeout=None, env=None, cwd=None, user=None, stdin=None) -> ExecResult:
+        if self.closed:
+            raise InfrastructureError(f"the docker sandbox {self.name} was already released")
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else [str(a) for a in cmd]
+        user = user or self.user
+        marker = uuid.uuid4().hex
+        if stdin is not None:
+            path = f"/tmp/.ale-stdin-{marker}"
+            self.put_archive("/tmp", _one_file(path[5:], stdin, self.uid, self.gid))
+            argv = ["/bin/sh", "-c", 'exec "$@" < "$0"', path, *argv]
+        if cwd:
+            self._flush_dirs(cwd)
+        if self._pending_dirs and user in (self.user, "root", "0"):
+            dirs, self._pending_dirs = self._pending_dirs, []
+            owner = f"{self.uid}:{self.gid}"
+            argv = ["/bin/sh", "-c", MKDIRS_THEN_EXEC, "ale", owner, str(len(dirs)), *dirs, *argv]
+        else:
+            self._flush_dirs()
+        environment = {
+            "HOME": "/root" if user in ("root", "0") else self.home,
+            "TERM": "dumb",
+            **{k: str(v) for k, v in (env or {}).items()},
+            MARKER: marker,
+        }
+        outcome = self._run(argv, user, environment, cwd or self.workdir, timeout, marker)
+        oom = outcome.exit_code == 137 and self._oom_happened()
+        stdout, stderr = outcome.stdout.decode("utf-8", "replace"), outcome.stderr.decode("utf-8", "replace")
+        code = outcome.exit_code
+        if code == 126 and stdout.startswith("OCI runtime exec failed"):  # never started
+            stdout, stderr = "", stdout.strip() + "\n"
+            code = 127 if "not found" in stderr or "no such file" in stderr else code
+        return ExecResult(
+            exit_code=code,
+            stdout=stdout,
+            stderr=stderr,
+            timed_out=outcome.timed_out,
+            duration_s=outcome.duration_s,
+            oom_killed=oom,
+        )
+
+    def _run(self, argv, user, environment, workdir, timeout, marker=None):
+        from docker.errors import APIError
+
+        try:
+            return run_exec(
+                self.api,
+                self.id,
+                argv,
+                user=user,
+                env=environment,
+                workdir=workdir,
+                timeout=timeout,
+                # as the command's own user: root without CAP_SYS_PTRACE cannot read
+                # another user's /proc/PID/environ, where the marker is
+                on_timeout=lambda: self._sh_as(user, KILL_MARKED, marker or "-"),
+            )
+        except APIError as exc:
+            raise self._gone(exc) from exc
+
+    def _root_sh(self, script: str, *args: str) -> str:
+        return self._sh_as("root", script, *args)
+
+    def _sh_as(self, user: str, script: str, *args: str) -> str:
+        outcome = self._run(["/bin/sh", "-c", script, "ale", *args], user, {}, "/", 120)
+        return outcome.stdout.decode("utf-8", "replace").strip()
+
+    def _oom_happened(self) -> bool:
+        """Did the kernel's OOM killer strike in this container since the last look?"""
+        if not self._running():
+            return bool(self._state().get("OOMKilled"))
+        try:
+            count = int(self._root_sh(OOM_KILLS) or 0)
+        except (ValueError, InfrastructureError):
+            return False
+        seen, self._oom_seen = self._oom_seen, count
+        return count > seen
+
+    def kill_all(self) -> int:
+        """The fence: SIGKILL everything but PID 1 and the keep-alive; how many died."""
+        if self.closed or not self._running():
+            return 0
+        with contextlib.suppress(Exception):
+            if len(self.api.top(self.id, ps_args="-e").get("Processes") or []) <= 2:
+                return 0  # docker-init and the keep-alive only: nothing to fence
+        try:
+            return int(self._root_sh(FENCE) or 0)
+        except ValueError:
+            return 0
+
+    # -- data --------------------------------------------------------------------------
+    def put_archive(self, dest: str, data: bytes | Iterable[bytes]) -> None:
+        """Extract a tar stream into ``dest``: bytes are checked member by member and owned
+        by the agent inside its workspace (big ones re-written while sent); an iterator of
+        chunks (``staging.stream_folders``) is sent as it is, owned as its headers say."""
+        if self.closed:
+            raise InfrastructureError(f"the docker sandbox {self.name} was already released")
+        dest = posixpath.normpath("/" + dest.lstrip("/"))
+        self._flush_dirs(dest)
+        ours = self._agent_area(dest)
+        body: bytes | Iterable[bytes]
+        if isinstance(data, bytes | bytearray):
+            body, refused = restamp(
+                bytes(data),
+                uid=self.uid if ours else 0,
+                gid=self.gid if ours else 0,
+                own_root=dest == posixpath.normpath(self.workdir),
+                max_bytes=self.max_input,
+            )
+            if refused:
+                raise StagingError("refused while staging in: " + "; ".join(refused))
+        else:
+            body = data
+        if not isinstance(body, bytes):  # a stream cannot be sent twice: make the folder first
+            self._ensure_dir(dest, ours)
+        from docker.errors import APIError, NotFound
+
+        try:
+            self.api.put_archive(self.id, dest, body)
+        except NotFound:
+            if not isinstance(body, bytes):
+                raise
+            self._ensure_dir(dest, ours)
+            self.api.put_archive(self.id, dest, body)
+        except APIError as exc:
+            raise self._gone(exc) from exc
+
+    def get_archive(self, src: str) -> bytes:
+        from docker.errors import APIError, NotFound
+
+        self._flush_dirs(src)
+        try:
+            chunks, stat = self.api.get_archive(self.id, src, chunk_size=1 << 20)
+        except NotFound as exc:
+            raise FileNotFoundError(src) from exc
+        except APIError as exc:
+            raise self._gone(exc) from exc
+        if int(stat.get("mode", 0)) & (1 << 31):  # Go's os.ModeDir: strip the folder itself
+            return contents(chunks, top=stat["name"], max_bytes=self.max_output)
+        data = b"".join(chunks)
+        if len(data) > self.max_output + 1024**2:
+            raise StagingError(f"{src} exceeds the {self.max_output // 1024**2} MiB cap")
+        return data
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            archive = self.get_archive(path)
+        except FileNotFoundError:
+            raise
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            for member in tar:
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    if extracted is not None and "/" not in member.name.strip("/"):
+                        return extracted.read()
+        raise FileNotFoundError(path)
+
+    def mkdir(self, path: str) -> None:
+        path = posixpath.normpath("/" + path.lstrip("/"))
+        ours = self._agent_area(path)
+        if ours and path not in self._pending_dirs:
+            self._pending_dirs.append(path)  # made by the next command or transfer near it
+        elif not ours:
+            self._mkdir_now(path, ours)
+
+    def _flush_dirs(self, near: str | None = None) -> None:
+        """Make pending folders now: all of them, or those related to path ``near``."""
+        if not self._pending_dirs:
+            return
+        near = posixpath.normpath("/" + near.lstrip("/")) if near else None
+        for path in list(self._pending_dirs):
+            if near is None or _related(path, near):
+                self._pending_dirs.remove(path)
+                self._mkdir_now(path, True)
+
+    def _mkdir_now(self, path: str, ours: bool) -> None:
+        parent, name = posixpath.split(path)
+        info = tarfile.TarInfo(name)
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        info.uid, info.gid = (self.uid, self.gid) if ours else (0, 0)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.addfile(info)
+        from docker.errors import NotFound
+
+        try:
+            self.api.put_archive(self.id, parent, buf.getvalue())
+        except NotFound:
+            self._ensure_dir(path, ours)
+
+    def _ensure_dir(self, path: str, ours: bool) -> None:
+        owner = f"{self.uid}:{self.gid}" if ours else "0:0"
+        self._root_sh('mkdir -p "$1" && chown "$2" "$1"', path, owner)
+
+    def _agent_area(self, path: str) -> bool:
+        if self.user in ("root", "0"):
+            return False
+        roots = (self.workdir, self.scratch, self.home)
+        return any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+    # -- state -------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        try:
+            return self.api.inspect_container(self.id).get("State") or {}
+        except Exception:
+            return {}
+
+    def _running(self) -> bool:
+        return bool(self._state().get("Running"))
+
+    def _gone(self, exc: Exception) -> InfrastructureError:
+        state = self._state()
+        if state and not state.get("Running"):
+            why = "killed for memory (OOM)" if state.get("OOMKilled") else f"exit {state.get('ExitCode')}"
+            return ContainerDiedError(
+                f"container {self.name} stopped ({why}, {state.get('Error') or 'no error'}); "
+                f"the trial cannot go on ({exc})"
+            )
+        return InfrastructureError(f"docker engine error on container {self.name}: {exc}")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.provider._release(self)
+
+    def describe(self) -> str:
+        return f"docker container {self.name}: enter it with `docker exec -it {self.id[:12]} bash`"
+
+
+def _related(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def _one_file(name: str, data: bytes, uid: int, gid: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid = len(data), 0o600, uid, gid
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

@@ -146,8 +146,8 @@ def load_card(path: Path) -> TaskCard:
         return TaskCard.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(card)'}: "
-            f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(card)'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise TaskDefinitionError(f"{path}: invalid task card: {problems}") from exc
 

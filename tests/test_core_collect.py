@@ -92,7 +92,7 @@ def test_agent_presets_resolve_repo_first_then_builtin(pytester: pytest.Pytester
     )
     run = pytester.runpytest("tasks", "--ale-agent=shouty", "--ale-agent=noop", "-v")
     run.assert_outcomes(passed=1, failed=1)
-    run.stdout.fnmatch_lines(["*upper[[]shouty-base-t1[]] PASSED*"])
+    run.stdout.fnmatch_lines(["*upper[[]shouty-base-t1[]] *PASSED*"])
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ def test_oracle_passes_and_noop_fails(pytester: pytest.Pytester, make_task) -> N
     run.assert_outcomes(passed=2, failed=2)
     run.stdout.fnmatch_lines(
         [
-            "*tasks/demo/upper/main.py::upper[[]oracle-base-t1[]] PASSED*",
-            "*tasks/demo/upper/main.py::upper[[]noop-base-t1[]] FAILED*",
+            "*tasks/demo/upper/main.py::upper[[]oracle-base-t1[]] *PASSED*",
+            "*tasks/demo/upper/main.py::upper[[]noop-base-t1[]] *FAILED*",
             "*pytest-ale results*",
             "agent*domain*trials*mean*pass rate*errors*",
             "noop*demo*1*0.000*0%*0*",

@@ -156,8 +156,15 @@ def test_shards_split_the_suite_deterministically(pytester: pytest.Pytester, mak
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
 
 
-def trial_folders() -> set[Path]:
-    base = Path("/tmp/pytest-ale")
+@pytest.fixture
+def sandboxes(tmp_path: Path) -> Path:
+    """A private root for the local provider's trial folders: tests running beside this one
+    (xdist) make theirs elsewhere, so what appears here is this test's alone."""
+    return tmp_path / "sandboxes"
+
+
+def trial_folders(root: Path) -> set[Path]:
+    base = root / "pytest-ale"
     return set(base.glob("trial-*")) if base.is_dir() else set()
 
 
@@ -172,33 +179,42 @@ def wait_for(predicate, timeout: float = 30) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_releases_every_sandbox(
-    pytester: pytest.Pytester, make_task, command_agent, sig: signal.Signals
+    pytester: pytest.Pytester, make_task, command_agent, sig: signal.Signals, sandboxes: Path
 ) -> None:
     make_task("a")
     command_agent("sleeper", "sleep 120")
-    before = trial_folders()
+    before = trial_folders(sandboxes)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "tasks", "--ale-agent=sleeper", "-p", "no:cacheprovider"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tasks",
+            "--ale-agent=sleeper",
+            "-p",
+            "no:cacheprovider",
+            f"--ale-provider-opt=root={sandboxes}",
+        ],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    assert wait_for(lambda: trial_folders() - before), "no sandbox was started"
+    assert wait_for(lambda: trial_folders(sandboxes) - before), "no sandbox was started"
     time.sleep(0.5)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
-    assert trial_folders() - before == set()
+    assert trial_folders(sandboxes) - before == set()
     assert b"KeyboardInterrupt" in out
 
 
 def test_dead_xdist_worker_is_swept_by_the_controller(
-    pytester: pytest.Pytester, make_task, command_agent
+    pytester: pytest.Pytester, make_task, command_agent, sandboxes: Path
 ) -> None:
     make_task("a")
     make_task("b")
     command_agent("sleeper", "sleep 20")
-    before = trial_folders()
+    before = trial_folders(sandboxes)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -211,29 +227,30 @@ def test_dead_xdist_worker_is_swept_by_the_controller(
             "-p",
             "no:cacheprovider",
             "--ale-provider-opt=isolation=none",
+            f"--ale-provider-opt=root={sandboxes}",
             "--ale-timeout=20",
         ],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    assert wait_for(lambda: len(trial_folders() - before) == 2), "sandboxes did not start"
-    owners = [json.loads((f / ".ale-owner.json").read_text()) for f in trial_folders() - before]
+    assert wait_for(lambda: len(trial_folders(sandboxes) - before) == 2), "sandboxes did not start"
+    owners = [json.loads((f / ".ale-owner.json").read_text()) for f in trial_folders(sandboxes) - before]
     victim = owners[0]["pid"]
     os.kill(victim, signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     text = out.decode()
     assert "died; swept 1 sandbox(es) it held" in text, text
-    assert trial_folders() - before == set()
+    assert trial_folders(sandboxes) - before == set()
 
 
 def test_sweep_option_removes_leftovers_of_a_killed_run(
-    pytester: pytest.Pytester, make_task, command_agent
+    pytester: pytest.Pytester, make_task, command_agent, sandboxes: Path
 ) -> None:
     make_task("a")
     marker = f"60.{os.getpid()}{int(time.time() * 1000) % 10**6}"
     command_agent("sleeper", f"sleep {marker}")
-    before = trial_folders()
+    before = trial_folders(sandboxes)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -245,19 +262,20 @@ def test_sweep_option_removes_leftovers_of_a_killed_run(
             "-p",
             "no:cacheprovider",
             "--ale-provider-opt=isolation=none",
+            f"--ale-provider-opt=root={sandboxes}",
         ],
         cwd=pytester.path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    assert wait_for(lambda: trial_folders() - before)
+    assert wait_for(lambda: trial_folders(sandboxes) - before)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    left = trial_folders() - before
+    left = trial_folders(sandboxes) - before
     assert len(left) == 1
-    run = pytester.runpytest("--ale-sweep", "--ale-run-id=doomed")
+    run = pytester.runpytest("--ale-sweep", "--ale-run-id=doomed", f"--ale-provider-opt=root={sandboxes}")
     assert run.ret == 0
     run.stdout.fnmatch_lines(["pytest-ale sweep: 1 sandbox(es) removed by provider 'local'"])
-    assert trial_folders() - before == set()
+    assert trial_folders(sandboxes) - before == set()
     # the agent's process outlived the SIGKILLed pytest (no bubblewrap); the sweep killed it
     assert subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).stdout == b""

@@ -142,13 +142,18 @@ class LocalSandbox(Sandbox):
         ]
         if not (self.spec.network or self.options.get("network")):
             args.append("--unshare-net")
-        for folder in [*SYSTEM_DIRS, *_python_roots(), *self.options.get("ro_binds", [])]:
-            args += ["--ro-bind-try", str(folder), str(folder)]
-        args += ["--proc", "/proc", "--dev", "/dev"]
-        for inside, host in self.mounts:
-            args += ["--bind", str(host), inside]
+        mounts = [("--ro-bind-try", str(folder), str(folder)) for folder in self._read_only()]
+        mounts += [("--proc", "/proc", ""), ("--dev", "/dev", "")]
+        mounts += [("--bind", str(host), inside) for inside, host in self.mounts]
+        # shallow mount points first, so a deeper one (a read-only bind of /tmp/ci/tools, say)
+        # lies on top of the sandbox's own /tmp instead of being hidden under it
+        for flag, source, inside in sorted(mounts, key=lambda m: _depth(m[2] or m[1])):
+            args += [flag, source, inside] if inside else [flag, source]
         args += ["--chdir", cwd]
         return args
+
+    def _read_only(self) -> list[str]:
+        return [*SYSTEM_DIRS, *_python_roots(), *(str(f) for f in self.options.get("ro_binds", []))]
 
     def put_archive(self, dest: str, data: bytes) -> None:
         host = self.to_host(dest)
@@ -208,6 +213,10 @@ class LocalSandbox(Sandbox):
     def describe(self) -> str:
         how = "bubblewrap" if self.bwrap else "plain processes"
         return f"local sandbox ({how}): files kept in {self.root}"
+
+
+def _depth(path: str) -> int:
+    return len([part for part in os.path.normpath(path).split("/") if part])
 
 
 def _python_roots() -> list[str]:

@@ -209,6 +209,18 @@ def make_docker(env: Env) -> Provider:
     return DockerProvider({})
 
 
+def docker_gone(env: Env, sandbox: Any) -> bool:
+    """The container is gone from the engine (removal runs in the background: wait for it)."""
+    import docker
+
+    sandbox.provider.guard.wait()
+    client = docker.from_env(timeout=30)
+    try:
+        return not client.api.containers(all=True, filters={"id": sandbox.id})
+    finally:
+        client.close()
+
+
 def docker_skip() -> str | None:
     """Skip unless a Docker engine answers (``ALE_REQUIRE_DOCKER=1`` turns this into a failure)."""
     try:
@@ -226,6 +238,5 @@ CASES: list[Case] = [
     Case("aws", make_aws, aws_gone, skip=_module_missing("asyncssh", "boto3", "moto")),
     Case("gcp", make_gcp, gcp_gone, skip=_module_missing("asyncssh", "google.cloud.compute_v1")),
     Case("libvirt", make_libvirt, libvirt_gone, skip=_module_missing("asyncssh", "libvirt", "pycdlib")),
-    # the docker provider joins with this line (its own `gone` check can replace the default):
-    # Case("docker", make_docker, skip=docker_skip),
+    Case("docker", make_docker, docker_gone, skip=docker_skip),
 ]

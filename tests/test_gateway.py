@@ -280,7 +280,7 @@ def test_record_then_replay_answers_the_same_and_diverging_is_a_diff(make_gatewa
     status, replayed, _ = post(
         f"{player.tcp_url}/v1/messages", anthropic_request(), {"x-api-key": trial.token}
     )
-    assert status == 200 and replayed == recorded and upstream.requests == 1
+    assert status == 200 and replayed == recorded and upstream.requests == 1, replayed
     other = anthropic_request()
     other["messages"][0]["content"][0]["text"] = "Lower-case the file"
     status, _body, _ = post(f"{player.tcp_url}/v1/messages", other, {"x-api-key": trial.token})

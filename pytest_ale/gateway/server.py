@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -173,30 +174,36 @@ class Gateway:
             "stream": stream,
             "tools": bool(fmt.tools(body)),
         }
+
+        def account(status: int, usage: TokenUsage) -> None:
+            """Meter and log one call; runs before the answer's last byte leaves, so a
+            harness that exits on its final answer never outruns its own accounting."""
+            cost = trial.meter.add(model, usage, self.prices) if status < 400 else 0.0
+            event.update(
+                status=status,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                cost_usd=round(cost, 8),
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            trial.log(event)
+            reason = trial.meter.over_budget()
+            if reason and not trial.budget_exceeded:
+                trial.first("budget_exceeded", reason)
+                asyncio.get_running_loop().create_task(self._stop_later(trial))
+
         if self.scripted is not None:
-            response, usage = self._scripted(fmt, body, model, stream, trial)
             event["mode"] = "scripted"
+            response, usage = self._scripted(fmt, body, model, stream, trial)
         elif trial.player is not None:
-            response, usage = self._replayed(fmt, body, model, trial)
             event["mode"] = "replay"
+            response, usage = self._replayed(fmt, body, model, trial)
         else:
-            response, usage = await self._forwarded(request, fmt, raw, body, model, stream, trial)
             event["mode"] = "upstream"
-        cost = trial.meter.add(model, usage, self.prices) if response.status < 400 else 0.0
-        event.update(
-            status=response.status,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            cost_usd=round(cost, 8),
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        trial.log(event)
-        reason = trial.meter.over_budget()
-        if reason and not trial.budget_exceeded:
-            trial.first("budget_exceeded", reason)
-            asyncio.get_running_loop().create_task(self._stop_later(trial))
+            return await self._forwarded(request, fmt, raw, body, model, trial, account)
+        account(response.status, usage)
         return response
 
     def _scripted(
@@ -233,9 +240,10 @@ class Gateway:
         raw: bytes,
         body: dict[str, Any],
         model: str,
-        stream: bool,
         trial: TrialState,
-    ) -> tuple[web.StreamResponse, TokenUsage]:
+        account: Callable[[int, TokenUsage], None],
+    ) -> web.StreamResponse:
+        """Forward to the real upstream; meter (``account``) and record before the last byte."""
         assert self._client is not None
         key = self.keys.key(fmt.provider)
         if not key:
@@ -244,7 +252,8 @@ class Gateway:
                 "or give --ale-env-file)"
             )
             trial.first("config_error", message)
-            return _error(401, "authentication_error", message), TokenUsage()
+            account(401, TokenUsage())
+            return _error(401, "authentication_error", message)
         query = [(k, v) for k, v in request.query.items() if k != "key"]
         url = str(URL(self.config.upstreams[fmt.provider].rstrip("/") + request.path).with_query(query))
         headers = upstream.upstream_headers(request.headers, fmt.provider, key)
@@ -260,7 +269,8 @@ class Gateway:
         except (TimeoutError, aiohttp.ClientError) as exc:
             message = f"upstream {fmt.provider} unreachable after {self.config.retry.retries} retries: {exc}"
             trial.first("upstream_failure", self.redact(message))
-            return _error(502, "api_error", message), TokenUsage()
+            account(502, TokenUsage())
+            return _error(502, "api_error", message)
         if answer.status in upstream.RETRY_STATUS:
             trial.first(
                 "upstream_failure", f"upstream {fmt.provider} still answered {answer.status} after retries"
@@ -274,7 +284,6 @@ class Gateway:
         async for chunk in answer.content.iter_any():
             data += chunk
             await out.write(chunk)
-        await out.write_eof()
         answer.release()
         content_type = answer.headers.get("content-type", "application/json")
         usage = (
@@ -285,7 +294,9 @@ class Gateway:
         if trial.recorder is not None:
             text = self.redact(data.decode("utf-8", "replace"))
             trial.recorder.add(Exchange(asked(fmt, model, body), answer.status, content_type, text))
-        return out, usage
+        account(answer.status, usage)
+        await out.write_eof()
+        return out
 
     async def _stop_later(self, trial: TrialState) -> None:
         await asyncio.sleep(self.config.stop_grace_s)

@@ -36,13 +36,23 @@ def marked_pids(marker_value: str) -> list[int]:
     return found
 
 
-def kill_marked(marker_value: str, rounds: int = 20) -> int:
-    """SIGKILL every process carrying the marker, repeatedly (children may be forking)."""
+def kill_marked(marker_value: str, rounds: int = 20, quiet_scans: int = 3) -> int:
+    """SIGKILL every process carrying the marker, repeatedly (children may be forking).
+
+    Done only after ``quiet_scans`` scans in a row find nothing: a process caught inside
+    ``execve`` shows an empty environment for a moment, and one scan would miss it.
+    """
     killed: set[int] = set()
-    for _ in range(rounds):
+    quiet = 0
+    for _ in range(rounds + quiet_scans):
         pids = [p for p in marked_pids(marker_value) if not _is_zombie(p)]
         if not pids:
-            break
+            quiet += 1
+            if quiet >= quiet_scans:
+                break
+            time.sleep(0.01)
+            continue
+        quiet = 0
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

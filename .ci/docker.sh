@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Docker provider prerequisites on a fresh Debian 12 machine (run as root; idempotent):
 # a Docker engine (Debian's docker.io), a running dockerd, debootstrap, the Docker SDK,
-# and the sandbox image (built once, reused when its content tag already exists).
+# the sandbox image and the harness image on it (each built once, reused when its content
+# tag already exists).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,4 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q 'docker>=7.0'
-python3 -m pytest_ale.providers.docker_image build
+python3 -m pytest_ale.providers.docker_image build --harnesses

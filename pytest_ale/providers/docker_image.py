@@ -11,6 +11,9 @@ nothing changed returns at once:
 2. ``pytest-ale/sandbox:<hash>`` (also tagged ``:latest``, the docker preset's default):
    ``images/Dockerfile`` on top: Python 3 (``python`` on PATH), Node.js + npm, git, bash,
    tar, procps, curl and a non-root user ``agent`` (uid 1000).
+3. With ``--harnesses``, ``pytest-ale/harness:<hash>`` (and ``:latest``, the
+   ``docker-harness`` preset's image): ``images/harness.Dockerfile``, Node.js 22 and the
+   Claude Code, Codex and Gemini CLIs at the versions the built-in agent presets pin.
 
 Other commands: ``tag`` prints the tag the current sources would build; ``status`` says
 whether it exists. ``--force`` rebuilds; ``--suite`` / ``--mirror`` pick the Debian release
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +44,15 @@ DEFAULT_IMAGE = f"{IMAGE_REPO}:latest"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 HASH_LABEL = "pytest-ale.image-hash"
+HARNESS_REPO = "pytest-ale/harness"
+HARNESS_IMAGE = f"{HARNESS_REPO}:latest"
+HARNESS_DOCKERFILE = "harness.Dockerfile"
+#: built-in agent preset -> the build argument carrying its pinned version
+HARNESS_ARGS = {
+    "claude-code": "CLAUDE_CODE_VERSION",
+    "codex": "CODEX_VERSION",
+    "gemini-cli": "GEMINI_CLI_VERSION",
+}
 
 
 def images_dir() -> Path:
@@ -80,6 +94,24 @@ def _exists(client: Any, ref: str) -> bool:
         return False
 
 
+def harness_versions() -> dict[str, str]:
+    """The CLI versions the built-in agent presets pin: what the harness image installs."""
+    import yaml
+
+    presets = Path(__file__).resolve().parent.parent / "presets" / "agents"
+    versions = {}
+    for preset, arg in HARNESS_ARGS.items():
+        data = yaml.safe_load((presets / f"{preset}.yaml").read_text(encoding="utf-8"))
+        versions[arg] = str(data["version"])
+    return versions
+
+
+def harness_tag(folder: Path, suite: str = DEFAULT_SUITE, mirror: str = DEFAULT_MIRROR) -> str:
+    versions = json.dumps(harness_versions(), sort_keys=True)
+    digest = _digest(image_tag(folder, suite, mirror), (folder / HARNESS_DOCKERFILE).read_bytes(), versions)
+    return f"{HARNESS_REPO}:{digest}"
+
+
 def build(
     *,
     force: bool = False,
@@ -88,39 +120,82 @@ def build(
     folder: Path | None = None,
     log: Callable[[str], None] = print,
     client: Any = None,
+    harnesses: bool = False,
 ) -> str:
-    """Build (or reuse) the sandbox image; return its content-hash tag."""
+    """Build (or reuse) the sandbox image, and the harness image on it when ``harnesses``;
+    return the content-hash tag of the last one built."""
     folder = folder or images_dir()
     client = client or connect()
     base, tag = base_tag(folder, suite, mirror), image_tag(folder, suite, mirror)
-    if not force and _exists(client, tag):
-        client.images.get(tag).tag(IMAGE_REPO, "latest")
-        log(f"{tag} is up to date (also tagged {DEFAULT_IMAGE})")
+    if force or not _exists(client, tag):
+        if force or not _exists(client, base):
+            _import_base(client, folder, base, suite, mirror, log)
+        _build_layer(client, folder, "Dockerfile", tag, {"BASE": base}, log)
+    else:
+        log(f"{tag} is up to date")
+    _latest(client, tag, IMAGE_REPO, log)
+    if not harnesses:
         return tag
-    if force or not _exists(client, base):
-        _import_base(client, folder, base, suite, mirror, log)
-    log(f"building {tag} from {folder / 'Dockerfile'} on {base}")
-    stream = client.api.build(
-        path=str(folder),
-        dockerfile="Dockerfile",
-        tag=tag,
-        buildargs={"BASE": base},
-        labels={HASH_LABEL: tag.rpartition(":")[2]},
-        network_mode="host",
-        rm=True,
-        forcerm=True,
-        pull=False,
-        decode=True,
-    )
-    for chunk in stream:
-        if "error" in chunk:
-            raise InfrastructureError(f"building {tag} failed: {chunk['error'].strip()}")
-        text = chunk.get("stream", "").rstrip()
-        if text:
-            log(text)
-    client.images.get(tag).tag(IMAGE_REPO, "latest")
-    log(f"built {tag} (also tagged {DEFAULT_IMAGE})")
-    return tag
+    top = harness_tag(folder, suite, mirror)
+    if force or not _exists(client, top):
+        _build_layer(client, folder, HARNESS_DOCKERFILE, top, {"BASE": tag, **harness_versions()}, log)
+    else:
+        log(f"{top} is up to date")
+    _latest(client, top, HARNESS_REPO, log)
+    return top
+
+
+def _latest(client: Any, tag: str, repo: str, log: Callable[[str], None]) -> None:
+    client.images.get(tag).tag(repo, "latest")
+    log(f"tagged {tag} as {repo}:latest")
+
+
+def _build_layer(
+    client: Any,
+    folder: Path,
+    dockerfile: str,
+    tag: str,
+    buildargs: dict[str, str],
+    log: Callable[[str], None],
+) -> None:
+    """``docker build`` of one Dockerfile of ``folder``, with the host's CA bundle beside it
+    (``build-ca.crt``) for registries behind a TLS-inspecting proxy."""
+    log(f"building {tag} from {folder / dockerfile}")
+    with tempfile.TemporaryDirectory(prefix="ale-build-") as tmp:
+        context = Path(tmp)
+        shutil.copy(folder / dockerfile, context / dockerfile)
+        ca = _ca_bundle()
+        (context / "build-ca.crt").write_bytes(ca.read_bytes() if ca else b"")
+        stream = client.api.build(
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=buildargs,
+            labels={HASH_LABEL: tag.rpartition(":")[2]},
+            network_mode="host",
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                raise InfrastructureError(f"building {tag} failed: {chunk['error'].strip()}")
+            text = chunk.get("stream", "").rstrip()
+            if text:
+                log(text)
+    log(f"built {tag}")
+
+
+def _ca_bundle() -> Path | None:
+    """The CA bundle this machine's own clients trust (``PIP_CERT``, ``NODE_EXTRA_CA_CERTS``,
+    ``SSL_CERT_FILE``, else Debian's system bundle), if there is one."""
+    for name in ("ALE_BUILD_CA", "NODE_EXTRA_CA_CERTS", "PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = os.environ.get(name)
+        if value and Path(value).is_file():
+            return Path(value)
+    system = Path("/etc/ssl/certs/ca-certificates.crt")
+    return system if system.is_file() else None
 
 
 def _import_base(client: Any, folder: Path, ref: str, suite: str, mirror: str, log: Callable[[str], None]):
@@ -144,12 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pytest-ale-image", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["build", "tag", "status"])
     parser.add_argument("--force", action="store_true", help="rebuild even when the tag exists")
+    parser.add_argument(
+        "--harnesses",
+        action="store_true",
+        help=f"also build {HARNESS_IMAGE}: Node.js 22 and the pinned agent CLIs on top",
+    )
     parser.add_argument("--suite", default=DEFAULT_SUITE, help="Debian release (default: bookworm)")
     parser.add_argument("--mirror", default=DEFAULT_MIRROR, help="Debian mirror URL")
     args = parser.parse_args(argv)
     try:
         folder = images_dir()
-        tag = image_tag(folder, args.suite, args.mirror)
+        tag = (harness_tag if args.harnesses else image_tag)(folder, args.suite, args.mirror)
         if args.command == "tag":
             print(tag)
             return 0
@@ -157,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             present = _exists(connect(), tag)
             print(f"{tag}: {'present' if present else 'missing (run: pytest-ale-image build)'}")
             return 0 if present else 1
-        build(force=args.force, suite=args.suite, mirror=args.mirror, folder=folder)
+        build(force=args.force, suite=args.suite, mirror=args.mirror, folder=folder, harnesses=args.harnesses)
     except InfrastructureError as exc:
         print(f"pytest-ale-image: {exc}", file=sys.stderr)
         return 1

@@ -20,39 +20,58 @@ MARKER = "ALE_SANDBOX_ID"
 
 def marked_pids(marker_value: str) -> list[int]:
     """PIDs of live processes whose environment carries ``ALE_SANDBOX_ID=marker_value``."""
+    return _scan(marker_value)[0]
+
+
+def _scan(marker_value: str) -> tuple[list[int], bool]:
+    """The marked PIDs, and whether some process showed an empty environment: one caught
+    inside ``execve`` does for a moment, and may be one of ours."""
     needle = f"{MARKER}={marker_value}".encode() + b"\0"
     found: list[int] = []
+    unsure = False
     me = os.getpid()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         try:
             with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                environ = fh.read() + b"\0"
+                environ = fh.read()
         except OSError:
             continue
-        if needle in environ or environ.startswith(needle):
+        if not environ:
+            unsure = unsure or _may_be_exec(int(entry.name))
+        elif needle in environ + b"\0":
             found.append(int(entry.name))
-    return found
+    return found, unsure
 
 
-def kill_marked(marker_value: str, rounds: int = 20, quiet_scans: int = 3) -> int:
+def _may_be_exec(pid: int) -> bool:
+    """A process with no environment that is neither a zombie nor a kernel thread."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] != b"Z" and fields[1] not in (b"0", b"2") and pid != 2
+
+
+def kill_marked(marker_value: str, rounds: int = 20) -> int:
     """SIGKILL every process carrying the marker, repeatedly (children may be forking).
 
-    Done only after ``quiet_scans`` scans in a row find nothing: a process caught inside
-    ``execve`` shows an empty environment for a moment, and one scan would miss it.
+    A scan that finds none of ours but sees a process inside ``execve`` (no environment
+    yet) looks again, so a child caught exec'ing is not missed.
     """
     killed: set[int] = set()
-    quiet = 0
-    for _ in range(rounds + quiet_scans):
-        pids = [p for p in marked_pids(marker_value) if not _is_zombie(p)]
+    rechecks = 2  # a process started with an empty environment (env -i) stays "unsure"
+    for _ in range(rounds):
+        found, unsure = _scan(marker_value)
+        pids = [p for p in found if not _is_zombie(p)]
         if not pids:
-            quiet += 1
-            if quiet >= quiet_scans:
+            if not unsure or rechecks == 0:
                 break
-            time.sleep(0.01)
+            rechecks -= 1
+            time.sleep(0.002)
             continue
-        quiet = 0
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

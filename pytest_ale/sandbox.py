@@ -16,6 +16,7 @@ import shlex
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -146,6 +147,14 @@ class Sandbox(abc.ABC):
 
     def write_text(self, path: str, text: str, encoding: str = "utf-8") -> None:
         self.write_bytes(path, text.encode(encoding))
+
+    def stage(self, dest: str, folders: Mapping[str, Path]) -> None:
+        """Copy host folders into folder ``dest``, each under its name (``{"input": path}``),
+        as one tar stream; folders that do not exist are skipped. Providers that can send
+        a stream as it is read (docker) override this to stage in constant memory."""
+        from .staging import tar_folders
+
+        self.put_archive(dest, tar_folders(folders))
 
     def mkdir(self, path: str) -> None:
         self.exec(["mkdir", "-p", path])

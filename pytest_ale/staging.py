@@ -58,12 +58,22 @@ def stream_folders(
     uid: int | None = None,
     gid: int | None = None,
     chunk_size: int = 1 << 20,
+    max_bytes: int | None = None,
 ) -> Iterator[bytes]:
     """Like ``tar_folders`` but streamed: chunks of about ``chunk_size`` bytes, produced by a
     thread as they are consumed, so 1 GiB of input never sits in memory. ``uid``/``gid``
-    set the owner recorded for every member (default: 0, as ``tar_folders``)."""
+    set the owner recorded for every member (default: 0, as ``tar_folders``); past
+    ``max_bytes`` of file content the stream stops with a ``StagingError``."""
+    total = 0
 
     def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        nonlocal total
+        total += info.size if info.isfile() else 0
+        if max_bytes is not None and total > max_bytes:
+            raise StagingError(
+                f"the folders to stage ({', '.join(map(str, folders.values()))}) exceed the "
+                f"{max_bytes // 1024**2} MiB cap (max_input_mb in the provider preset)"
+            )
         info = _normalize(info)
         info.uid, info.gid = uid or 0, gid or 0
         return info

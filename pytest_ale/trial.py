@@ -20,7 +20,7 @@ from .errors import AleError, GraderError, InfrastructureError, StagingError, Ta
 from .outcome import TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
 from .scoring import passes
-from .staging import safe_extract, tar_folders
+from .staging import safe_extract
 from .task import TaskDefinition
 from .trajectory import process_trajectory
 
@@ -123,7 +123,7 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
         data = task.data(variant)
         with _phase(plan, phases, "stage"):
             folders = {k: p for k, p in (("input", data.input), ("software", data.software)) if p}
-            sandbox.put_archive(sandbox.workdir, tar_folders(folders))
+            sandbox.stage(sandbox.workdir, folders)
             sandbox.mkdir(sandbox.path("output"))
         with _phase(plan, phases, "setup"):
             task.setup(sandbox, variant)

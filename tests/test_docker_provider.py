@@ -290,6 +290,37 @@ def test_output_over_the_cap_is_refused(make_sandbox, client) -> None:
     small.close()
 
 
+def test_stage_streams_folders_owned_by_the_agent_and_capped(make_sandbox, tmp_path: Path) -> None:
+    from pytest_ale.providers.docker import DockerProvider
+
+    data = tmp_path / "input"
+    (data / "deep" / "er").mkdir(parents=True)
+    (data / "deep" / "er" / "a.csv").write_text("x,y\n1,2\n")
+    (data / "run.sh").write_text("#!/bin/sh\necho ran\n")
+    (data / "run.sh").chmod(0o755)
+    sb = make_sandbox(workdir="/work/space")
+    sb.stage(sb.workdir, {"input": data, "software": tmp_path / "absent"})
+    listing = sb.exec("find input -printf '%p %u %m\\n' | sort && ./input/run.sh").stdout
+    assert listing.splitlines() == [
+        "input agent 755",
+        "input/deep agent 755",
+        "input/deep/er agent 755",
+        "input/deep/er/a.csv agent 644",
+        "input/run.sh agent 755",
+        "ran",
+    ]
+    assert sb.exec("touch input/deep/new && echo ok").stdout.strip() == "ok"  # the agent's to change
+
+    small = DockerProvider({"image": IMAGE, "max_input_mb": 1})
+    capped = make_sandbox(small)
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "blob").write_bytes(b"\0" * (2 * 1024**2))
+    with pytest.raises(StagingError, match=r"exceed the 1 MiB cap \(max_input_mb"):
+        capped.stage(capped.workdir, {"input": tmp_path / "big"})
+    small.release(capped)
+    small.close()
+
+
 # -- limits, labels, release -----------------------------------------------------------
 def test_limits_labels_init_and_release(make_sandbox, client, provider, run_id) -> None:
     sb = make_sandbox(cpus=1.5, memory_gb=0.5)

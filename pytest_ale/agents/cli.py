@@ -28,7 +28,6 @@ from ..gateway import runtime
 from ..gateway.launcher import PLACEHOLDER
 from ..gateway.trials import TrialState
 from ..sandbox import Sandbox
-from ..staging import tar_folders
 from ..trajectory import AgentInfo, FinalMetrics, StepMetrics, Trajectory
 from .base import Agent, AgentContext, AgentResult, Usage
 
@@ -205,7 +204,7 @@ class CLIHarness(Agent):
                     f"{detail.decode(errors='replace')[-1000:]}"
                 ) from exc
         dest = f"{sandbox.scratch.rstrip('/')}/ale-npm"
-        sandbox.put_archive(dest, tar_folders({"node_modules": prefix / "node_modules"}))
+        sandbox.stage(dest, {"node_modules": prefix / "node_modules"})
         return self._probe(sandbox, f"{dest}/node_modules/.bin/{self.binary}")
 
 

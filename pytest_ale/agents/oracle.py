@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..errors import TaskDefinitionError
 from ..sandbox import Sandbox
-from ..staging import tar_folders
 from .base import Agent, AgentContext, AgentResult, run_script
 
 ENTRYPOINTS = (("solve.sh", "bash"), ("solve.py", "python3"))
@@ -27,7 +26,7 @@ class OracleAgent(Agent):
             )
         entry, interpreter = found
         target = f"{sandbox.scratch.rstrip('/')}/ale-solution"
-        sandbox.put_archive(sandbox.scratch, tar_folders({"ale-solution": solution}))
+        sandbox.stage(sandbox.scratch, {"ale-solution": solution})
         return run_script(
             sandbox,
             context,

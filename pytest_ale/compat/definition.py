@@ -30,7 +30,6 @@ from ..card import TaskCard
 from ..errors import AleError, ConfigError, GraderError, StagingError, TaskDefinitionError
 from ..sandbox import Sandbox
 from ..scoring import Grade, to_grade
-from ..staging import tar_folders
 from ..task import TaskData, TaskDefinition
 from .modules import Scope, TaskModule, tasks_package_dir
 from .session import SandboxSession
@@ -286,7 +285,7 @@ class AleTask(TaskDefinition):
             raise StagingError(f"could not clear {target} before staging the reference: {cleared.stderr}")
         reference = self.data(variant).reference
         if reference is not None:
-            sandbox.put_archive(sandbox.workdir, tar_folders({"reference": reference}))
+            sandbox.stage(sandbox.workdir, {"reference": reference})
 
     def _frames(self, exc: BaseException) -> str:
         """Traceback lines pointing into the task's tree (its main.py, scripts, helpers)."""

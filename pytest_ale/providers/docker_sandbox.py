@@ -13,11 +13,13 @@ import io
 import posixpath
 import tarfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InfrastructureError, StagingError
 from ..sandbox import ExecResult, Sandbox, SandboxSpec
+from ..staging import stream_folders
 from .docker_archive import contents, restamp
 from .docker_client import ContainerDiedError
 from .docker_exec import FENCE, KILL_MARKED, MARKER, OOM_KILLS, run_exec
@@ -178,6 +180,14 @@ class DockerSandbox(Sandbox):
             self.api.put_archive(self.id, dest, body)
         except APIError as exc:
             raise self._gone(exc) from exc
+
+    def stage(self, dest: str, folders: Mapping[str, Path]) -> None:
+        """Host folders into ``dest`` as one tar stream, read while the engine extracts it
+        (constant memory), owned by the agent inside its own area, capped."""
+        dest = posixpath.normpath("/" + dest.lstrip("/"))
+        ours = self._agent_area(dest)
+        uid, gid = (self.uid, self.gid) if ours else (0, 0)
+        self.put_archive(dest, stream_folders(folders, uid=uid, gid=gid, max_bytes=self.max_input))
 
     def get_archive(self, src: str) -> bytes:
         from docker.errors import APIError, NotFound

@@ -290,8 +290,15 @@ def test_output_over_the_cap_is_refused(make_sandbox, client) -> None:
     small.close()
 
 
-def test_stage_streams_folders_owned_by_the_agent_and_capped(make_sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "in-memory"])
+def test_stage_puts_folders_owned_by_the_agent_and_capped(
+    make_sandbox, tmp_path: Path, monkeypatch, streamed: bool
+) -> None:
+    from pytest_ale.providers import docker_sandbox
     from pytest_ale.providers.docker import DockerProvider
+
+    if streamed:  # what inputs over 32 MiB take
+        monkeypatch.setattr(docker_sandbox, "STREAM_FROM_BYTES", 0)
 
     data = tmp_path / "input"
     (data / "deep" / "er").mkdir(parents=True)
@@ -315,7 +322,7 @@ def test_stage_streams_folders_owned_by_the_agent_and_capped(make_sandbox, tmp_p
     capped = make_sandbox(small)
     (tmp_path / "big").mkdir()
     (tmp_path / "big" / "blob").write_bytes(b"\0" * (2 * 1024**2))
-    with pytest.raises(StagingError, match=r"exceed the 1 MiB cap \(max_input_mb"):
+    with pytest.raises(StagingError, match=r"exceeds? the 1 MiB cap"):
         capped.stage(capped.workdir, {"input": tmp_path / "big"})
     small.release(capped)
     small.close()

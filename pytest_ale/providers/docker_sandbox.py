@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import posixpath
 import tarfile
 import uuid
@@ -26,6 +27,9 @@ from .docker_exec import FENCE, KILL_MARKED, MARKER, OOM_KILLS, run_exec
 
 if TYPE_CHECKING:
     from .docker import DockerProvider
+
+#: staged folders bigger than this are streamed from disk; smaller ones go in memory
+STREAM_FROM_BYTES = 32 * 1024**2
 
 # $1 owner, $2 how many folders follow, then the folders, then the command to exec
 MKDIRS_THEN_EXEC = (
@@ -182,8 +186,12 @@ class DockerSandbox(Sandbox):
             raise self._gone(exc) from exc
 
     def stage(self, dest: str, folders: Mapping[str, Path]) -> None:
-        """Host folders into ``dest`` as one tar stream, read while the engine extracts it
-        (constant memory), owned by the agent inside its own area, capped."""
+        """Host folders into ``dest`` as one tar archive, owned by the agent inside its own
+        area, capped. Big ones are streamed, read while the engine extracts them (constant
+        memory); small ones go in memory, which spares the engine round trip a stream needs
+        to make its folder first."""
+        if not _larger_than(folders, STREAM_FROM_BYTES):
+            return super().stage(dest, folders)
         dest = posixpath.normpath("/" + dest.lstrip("/"))
         ours = self._agent_area(dest)
         uid, gid = (self.uid, self.gid) if ours else (0, 0)
@@ -290,6 +298,22 @@ class DockerSandbox(Sandbox):
 
     def describe(self) -> str:
         return f"docker container {self.name}: enter it with `docker exec -it {self.id[:12]} bash`"
+
+
+def _larger_than(folders: Mapping[str, Path], limit: int) -> bool:
+    """Whether the files under ``folders`` add up to more than ``limit`` bytes (stops early)."""
+    total = 0
+    pending = [Path(f) for f in folders.values() if Path(f).is_dir()]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                    if total > limit:
+                        return True
+    return False
 
 
 def _related(a: str, b: str) -> bool:

@@ -165,3 +165,24 @@ def test_keep_leaves_the_sandbox_and_says_where(pytester: pytest.Pytester, make_
     assert (Path(kept) / "workspace" / "output" / "data.txt").read_text() == "HELLO WORLD\n"
     pytester.runpytest("--ale-sweep", f"--ale-run-id={results(pytester)[0]['run_id']}")
     assert not Path(kept).exists()
+
+
+@pytest.mark.parametrize("size", [30, 200_000], ids=["inline", "file"])
+def test_command_agent_gets_the_instruction_file_and_text(
+    pytester: pytest.Pytester, make_task, command_agent, size: int
+) -> None:
+    main = f"""
+        INSTRUCTION = "Echo me back, $HOME and `quotes` stay as written. " + "x" * {size}
+        def evaluate(output_dir, reference_dir, sandbox):
+            got = (output_dir / "file.txt").read_text()
+            env = (output_dir / "env.txt").read_text()
+            ok = got == INSTRUCTION + "\\n" and env == "unset\\n"
+            return (1.0, "same") if ok else (0.0, f"file {{got[:60]!r}}, env {{env!r}}")
+    """
+    make_task("echo", main=main)
+    command_agent(
+        "echoer",
+        'cp "$ALE_INSTRUCTION_FILE" output/file.txt; '
+        "(printenv ALE_INSTRUCTION_TEXT || echo unset) > output/env.txt",
+    )
+    pytester.runpytest("tasks", "--ale-agent=echoer").assert_outcomes(passed=1)

@@ -23,6 +23,9 @@ from ..errors import ConfigError, InfrastructureError
 from ..sandbox import Sandbox
 from .base import Agent, AgentContext, AgentResult, run_script
 
+#: instructions up to this size travel in the environment (one exec string may hold 128 KiB)
+INLINE_INSTRUCTION_BYTES = 64 * 1024
+INLINE_VAR = "ALE_INSTRUCTION_TEXT"
 PLACEHOLDERS = frozenset({"instruction", "instruction_file", "workdir", "output_dir", "model", "timeout"})
 
 
@@ -62,7 +65,15 @@ class CommandAgent(Agent):
 
     def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
         instruction_file = f"{sandbox.scratch.rstrip('/')}/ale-instruction.md"
-        sandbox.write_text(instruction_file, context.instruction + "\n")
+        env = {**self.env, "ALE_INSTRUCTION_FILE": instruction_file}
+        prelude = ""
+        if len(context.instruction.encode()) <= INLINE_INSTRUCTION_BYTES:
+            # written by the command's own shell: one call to the sandbox, not two
+            env[INLINE_VAR] = context.instruction
+            target = shlex.quote(instruction_file)
+            prelude = f'printf "%s\\n" "${INLINE_VAR}" > {target}; unset {INLINE_VAR}\n'  # then the command
+        else:
+            sandbox.write_text(instruction_file, context.instruction + "\n")
         command = self.template.format(
             instruction=shlex.quote(context.instruction),
             instruction_file=shlex.quote(instruction_file),
@@ -71,5 +82,6 @@ class CommandAgent(Agent):
             model=shlex.quote(context.model or self.model or ""),
             timeout=int(context.timeout_s),
         )
-        env = {**self.env, "ALE_INSTRUCTION_FILE": instruction_file}
-        return run_script(sandbox, context, ["/bin/sh", "-c", command], env=env, version=self.version())
+        return run_script(
+            sandbox, context, ["/bin/sh", "-c", prelude + command], env=env, version=self.version()
+        )

@@ -8,7 +8,6 @@ the size cap are refused member by member, each refusal reported, never fatal to
 from __future__ import annotations
 
 import io
-import os
 import queue
 import tarfile
 import threading
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import tarsafe
 from .errors import StagingError
 
 DEFAULT_MAX_OUTPUT_BYTES = 2 * 1024**3
@@ -200,31 +200,16 @@ def safe_extract(
             if member.isfile() and report.bytes + member.size > max_bytes:
                 report.refused.append(f"{member.name}: output exceeds the {max_bytes // 1024**2} MiB cap")
                 continue
-            reason = _refusal(member, dest)
+            reason = tarsafe.refusal(member, dest)
             if reason:
                 report.refused.append(f"{member.name}: {reason}")
                 continue
             try:
-                tar.extract(member, dest, filter="data")
-            except (tarfile.FilterError, OSError) as exc:
+                tarsafe.extract(tar, member, dest)
+            except OSError as exc:
                 report.refused.append(f"{member.name}: {exc}")
                 continue
             if member.isfile():
                 report.files += 1
                 report.bytes += member.size
     return report
-
-
-def _refusal(member: tarfile.TarInfo, dest: Path) -> str | None:
-    if member.issym() or member.islnk():
-        target = member.linkname
-        base = os.path.dirname(member.name) if member.issym() else ""
-        resolved = os.path.normpath(os.path.join(dest, base, target))
-        if os.path.isabs(target) or not resolved.startswith(str(dest) + os.sep):
-            return (
-                f"a link to {target!r}, outside the folder; not collected "
-                "(write real files into output/, not links to elsewhere)"
-            )
-    if member.isdev() or member.isfifo():
-        return "a device or pipe; not collected"
-    return None

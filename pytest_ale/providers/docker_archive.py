@@ -14,6 +14,7 @@ import io
 import tarfile
 from collections.abc import Iterable, Iterator
 
+from .. import tarsafe
 from ..errors import StagingError
 from ..staging import tar_stream
 
@@ -69,10 +70,9 @@ def restamp(
     total = 0
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as src:
         for member in src:
-            try:
-                tarfile.data_filter(member, _CHECK_ROOT)
-            except tarfile.FilterError as exc:
-                refused.append(f"{member.name}: {exc}")
+            reason = tarsafe.refusal(member, _CHECK_ROOT)
+            if reason:
+                refused.append(f"{member.name}: {reason}")
                 bad.add(member.offset)
                 continue
             total += member.size if member.isfile() else 0
@@ -88,7 +88,7 @@ def restamp(
             for member in src:
                 if member.offset in bad:
                     continue
-                info = member.replace(name=member.name.lstrip("/"), uid=uid, gid=gid, uname="", gname="")
+                info = tarsafe.sanitized(member, uid=uid, gid=gid)
                 info.mode = member.mode & 0o777
                 dst.addfile(info, src.extractfile(member) if member.isfile() else None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import textwrap
@@ -10,6 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The Docker SDK (requests, http.cookiejar) is imported once, before any test: pytester
+# drops the modules first imported inside a test, and a second import of them breaks
+# requests' cookie-jar type checks in every Docker client made afterwards.
+with contextlib.suppress(ImportError):
+    import docker  # noqa: F401
 
 GOOD_MAIN = """
 from pathlib import Path

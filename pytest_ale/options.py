@@ -37,7 +37,8 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
         "data",
         "string",
         None,
-        "ALE task data root laid out <domain>/<task>/<variant>/{input,software,reference}",
+        "ALE task data root (DIR, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX) laid out "
+        "<domain>/<task>/<variant>/{input,software,reference}",
     ),
     ("infra-retries", "string", "1", "retries of a trial after an infrastructure error"),
     ("run-id", "string", None, "name of this run (default: time-stamped)"),
@@ -87,7 +88,8 @@ class Settings:
     timeout: float | None
     output: Path
     task_lists: list[Path]
-    data: Path | None
+    #: ``--ale-data``: a folder, ``s3://BUCKET/PREFIX`` or ``gs://BUCKET/PREFIX``
+    data: str | None
     infra_retries: int
     run_id: str
     keep: bool
@@ -114,7 +116,7 @@ class Settings:
             timeout=_optional(_get(config, "timeout"), "--ale-timeout", 0.001, None),
             output=out if out.is_absolute() else rootdir / out,
             task_lists=[Path(p) for p in _get(config, "task-list") or []],
-            data=_path(_get(config, "data"), rootdir),
+            data=str(_get(config, "data")) if _get(config, "data") else None,
             infra_retries=_number(_get(config, "infra-retries"), "--ale-infra-retries", int, 0),
             run_id=run_id or new_run_id(),
             keep=bool(_get(config, "keep")),

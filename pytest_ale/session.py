@@ -16,6 +16,7 @@ import pytest
 
 from . import presets, registry
 from .agents.base import Agent
+from .datastore import open_store
 from .errors import ConfigError
 from .options import Settings
 from .outcome import TrialResult
@@ -56,6 +57,7 @@ class AleSession:
         if not (isinstance(self.provider_class, type) and issubclass(self.provider_class, Provider)):
             raise ConfigError(f"provider {settings.provider!r} is not a pytest_ale Provider")
         self._provider: Provider | None = None
+        self.data_store = open_store(settings.data, settings.rootdir)
         self._markers: set[str] = set(STATIC_MARKERS)
         for name, text in STATIC_MARKERS.items():
             config.addinivalue_line("markers", f"{name}: {text} (pytest-ale)")

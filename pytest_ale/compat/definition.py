@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..card import TaskCard
+from ..datastore import DataStore, LocalStore
 from ..errors import AleError, ConfigError, GraderError, StagingError, TaskDefinitionError
 from ..sandbox import Sandbox
 from ..scoring import Grade, to_grade
@@ -71,10 +72,10 @@ class AleTask(TaskDefinition):
 
     format = "ale"
 
-    def __init__(self, folder: Path, card: TaskCard, data_root: Path | None) -> None:
+    def __init__(self, folder: Path, card: TaskCard, data_root: DataStore | Path | None) -> None:
         super().__init__(folder, card)
         self.main_py = folder / "main.py"
-        self.data_root = data_root
+        self.data_root = LocalStore(data_root) if isinstance(data_root, Path) else data_root
         self.remote_root = WINDOWS_ROOT if card.os == "windows" else LINUX_ROOT
         self.collected = TaskModule(self.main_py, self._scope(self.remote_root))
         self._variants = self._read_variants(self._load(self.collected))
@@ -153,21 +154,24 @@ class AleTask(TaskDefinition):
         return self._variant(variant).workdir
 
     def data_dir(self, variant: str) -> Path | None:
-        """The host folder holding this variant's ``input/``, ``software/``, ``reference/``."""
+        """The host folder holding this variant's ``input/``, ``software/``, ``reference/``
+        (fetched into the host cache first when ``--ale-data`` is a bucket)."""
         if self.data_root is None:
             return None
-        return self.data_root.joinpath(*self._variant(variant).rel)
+        return self.data_root.folder(self._variant(variant).rel)
 
     def skip_reason(self, variant: str) -> str | None:
         v = self._variant(variant)
         if v.metadata.get("requires_task_data") is False:
             return None
         layout = "/".join(v.rel) + "/{input,software,reference}"
-        base = self.data_dir(variant)
-        if base is None:
-            return f"ALE task data needed: pass --ale-data DIR holding {layout}"
-        if not base.is_dir():
-            return f"task data not found: no folder {base} (--ale-data must hold {layout})"
+        if self.data_root is None:
+            return f"ALE task data needed: pass --ale-data DIR holding {layout} (or an s3:// or gs:// URL)"
+        if not self.data_root.has(v.rel):
+            return (
+                f"task data not found: no folder {self.data_root.where(v.rel)} "
+                f"(--ale-data must hold {layout})"
+            )
         return None
 
     def data(self, variant: str) -> TaskData:
@@ -309,4 +313,4 @@ def _split(path: str) -> list[str]:
 
 def load_ale_task(folder: Path, card: TaskCard, session: AleSession) -> AleTask:
     """Load the ALE task in ``folder`` (the core's ``collect.load_task`` dispatches here)."""
-    return AleTask(folder, card, session.settings.data)
+    return AleTask(folder, card, session.data_store)

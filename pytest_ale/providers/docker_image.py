@@ -6,13 +6,13 @@ Two layers, each tagged by a hash of what it is made from, so a second ``build``
 nothing changed returns at once:
 
 1. ``pytest-ale/base:<hash>``: a Debian root filesystem made by ``debootstrap``
-   (``images/debootstrap.sh``, needs root and ``apt-get install debootstrap``) and
+   (``pytest_ale/images/debootstrap.sh``, needs root and ``apt-get install debootstrap``) and
    imported into Docker.
 2. ``pytest-ale/sandbox:<hash>`` (also tagged ``:latest``, the docker preset's default):
-   ``images/Dockerfile`` on top: Python 3 (``python`` on PATH), Node.js + npm, git, bash,
+   ``pytest_ale/images/Dockerfile`` on top: Python 3 (``python`` on PATH), Node.js + npm, git, bash,
    tar, procps, curl and a non-root user ``agent`` (uid 1000).
 3. With ``--harnesses``, ``pytest-ale/harness:<hash>`` (and ``:latest``, the
-   ``docker-harness`` preset's image): ``images/harness.Dockerfile``, Node.js 22 and the
+   ``docker-harness`` preset's image): ``pytest_ale/images/harness.Dockerfile``, Node.js 22 and the
    Claude Code, Codex and Gemini CLIs at the versions the built-in agent presets pin.
 
 Other commands: ``tag`` prints the tag the current sources would build; ``status`` says
@@ -56,13 +56,14 @@ HARNESS_ARGS = {
 
 
 def images_dir() -> Path:
-    """The folder with ``debootstrap.sh`` and ``Dockerfile`` (``$ALE_IMAGES_DIR`` or the repo's)."""
+    """The folder with ``debootstrap.sh`` and the Dockerfiles: ``$ALE_IMAGES_DIR``, else the
+    copy shipped inside the package (``pytest_ale/images/``)."""
     override = os.environ.get("ALE_IMAGES_DIR")
-    folder = Path(override) if override else Path(__file__).resolve().parents[2] / "images"
+    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "images"
     if not (folder / "Dockerfile").is_file() or not (folder / "debootstrap.sh").is_file():
         raise InfrastructureError(
-            f"no images/Dockerfile and images/debootstrap.sh in {folder}; run from a pytest-ale "
-            "checkout or set ALE_IMAGES_DIR to the folder holding them"
+            f"no Dockerfile and debootstrap.sh in {folder}; set ALE_IMAGES_DIR to a folder "
+            "holding them (pytest_ale/images/ in the package is the default)"
         )
     return folder
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 import uuid
@@ -86,5 +87,7 @@ def test_background_process_is_fenced_before_grading(
     run = pytester.runpytest("tasks", "--ale-agent=lingerer", f"--ale-provider-opt=isolation={isolation}")
     run.assert_outcomes(passed=1)
     if isolation == "none":  # (with bubblewrap the PID namespace is gone with the agent)
-        assert any("fence: killed 1 process" in w for w in results(pytester)[0]["warnings"])
+        # one process, or two when the shell had forked its `sleep` before the fence struck
+        warnings = results(pytester)[0]["warnings"]
+        assert any(re.match(r"fence: killed [12] process", w) for w in warnings), warnings
     assert live_processes_with(marker) == []

@@ -276,3 +276,18 @@ def _script() -> Script:
     return Script.model_validate(
         {"tasks": {n: {"match": TASKS[n]["instruction"], "turns": TASKS[n]["turns"]} for n in TASKS}}
     )
+
+
+def test_missing_key_is_a_quick_config_error(pytester: pytest.Pytester, monkeypatch) -> None:
+    if shutil.which("claude") is None or shutil.which("bwrap") is None:
+        pytest.skip("claude or bubblewrap is not installed (bash .ci/harness.sh installs them)")
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    write_suite(pytester.path, ["upper"])
+    result = run(pytester, "claude-code")  # a real model wanted, and no key to reach one
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*no anthropic API key on the host: set ANTHROPIC_API_KEY*--ale-scripted-model*"]
+    )
+    (props,) = junit_properties(pytester).values()
+    assert props["ale_status"] == "error" and float(props["ale_duration_s"]) < 30

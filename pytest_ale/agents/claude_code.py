@@ -21,6 +21,7 @@ class ClaudeCodeAgent(CLIHarness):
     name: ClassVar[str] = "claude-code"
     npm_package: ClassVar[str] = "@anthropic-ai/claude-code"
     binary: ClassVar[str] = "claude"
+    model_provider: ClassVar[str] = "anthropic"
     default_model: ClassVar[str] = "claude-sonnet-4-5"
 
     def launch(self, context: AgentContext, command: str, token: str, model: str) -> Launch:

@@ -55,6 +55,8 @@ class CLIHarness(Agent):
     npm_package: ClassVar[str] = ""
     binary: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
+    #: whose API the CLI speaks (``anthropic``, ``openai``, ``gemini``): the key it needs
+    model_provider: ClassVar[str] = ""
 
     def __init__(self, options: dict[str, Any] | None = None, label: str | None = None) -> None:
         super().__init__(options, label)
@@ -95,6 +97,9 @@ class CLIHarness(Agent):
 
     def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
         gateway = runtime.gateway()
+        missing = gateway.missing_key(self.model_provider)
+        if missing:  # say so now, not after the CLI has retried a 401 for minutes
+            raise ConfigError(f"agent {self.label!r}: {missing}")
         trial = gateway.open_trial(
             sandbox.spec.trial_id, task=str(context.task.name), on_stop=sandbox.kill_all
         )

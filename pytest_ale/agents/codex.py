@@ -35,6 +35,7 @@ class CodexAgent(CLIHarness):
     name: ClassVar[str] = "codex"
     npm_package: ClassVar[str] = "@openai/codex"
     binary: ClassVar[str] = "codex"
+    model_provider: ClassVar[str] = "openai"
     default_model: ClassVar[str] = "gpt-5.5"
 
     def launch(self, context: AgentContext, command: str, token: str, model: str) -> Launch:

@@ -29,6 +29,7 @@ class GeminiCliAgent(CLIHarness):
     name: ClassVar[str] = "gemini-cli"
     npm_package: ClassVar[str] = "@google/gemini-cli"
     binary: ClassVar[str] = "gemini"
+    model_provider: ClassVar[str] = "gemini"
     default_model: ClassVar[str] = "gemini-2.5-pro"
 
     def launch(self, context: AgentContext, command: str, token: str, model: str) -> Launch:

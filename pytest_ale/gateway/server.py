@@ -29,7 +29,7 @@ from ..errors import ConfigError, InfrastructureError
 from . import upstream
 from .cassette import Exchange, Player, Recorder, asked, cassette_name
 from .config import GatewayConfig
-from .keys import Keys, Redactor, load_keys
+from .keys import KEY_VARS, Keys, Redactor, load_keys
 from .meter import Meter, PriceTable
 from .scripted import ScriptedModel
 from .trials import TrialState
@@ -115,6 +115,19 @@ class Gateway:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     # -- trials ---------------------------------------------------------------------------
+    def missing_key(self, provider: str) -> str | None:
+        """Why a harness speaking ``provider``'s API would get no answer, or ``None``: the
+        scripted model and replays need no key; forwarding upstream does."""
+        if not provider or self.scripted is not None or self.config.replay is not None:
+            return None
+        if self.keys.key(provider):
+            return None
+        names = " or ".join(KEY_VARS.get(provider, (f"{provider.upper()}_API_KEY",)))
+        return (
+            f"no {provider} API key on the host: set {names}, give --ale-env-file FILE, or run "
+            "without a model (--ale-scripted-model FILE, --ale-replay DIR)"
+        )
+
     def open_trial(self, trial_id: str, task: str | None = None, on_stop: Any = None) -> TrialState:
         trial = TrialState(
             trial_id=trial_id, task=task, meter=Meter(budget=self.config.budget), on_stop=on_stop

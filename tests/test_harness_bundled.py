@@ -11,9 +11,11 @@ script actually run in the sandbox on this run's input can score 1.0.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,70 @@ def test_cli_solves_bundled_tasks(
         (output,) = (pytester.path / "reports" / "runs").glob(f"*/tasks/*/{name}/*/output")
         written = sorted(p.name for p in output.iterdir())
         assert written and all(file in observed for file in written), (written, observed[:2000])
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (the Docker SDK's export stream)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks, self.buffer = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:  # type: ignore[override]
+        while not self.buffer:
+            self.buffer = next(self.chunks, b"")
+            if not self.buffer:
+                return 0
+        size = min(len(target), len(self.buffer))
+        target[:size], self.buffer = self.buffer[:size], self.buffer[size:]
+        return size
+
+
+@pytest.mark.parametrize("agent", list(AGENTS))
+def test_no_real_key_reaches_a_docker_sandbox(
+    pytester: pytest.Pytester, agent: str, harness_image: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adversarial agent on docker: it dumps its environment and greps the container
+    for keys; then the kept container's whole filesystem is exported and searched too."""
+    import tarfile
+
+    import docker
+
+    from pytest_ale.gateway.fake_upstream import FakeUpstream
+    from pytest_ale.providers.docker_client import RUN_LABEL
+
+    from .test_harness import REAL_KEY, _script, write_suite
+
+    extra = provider_args("docker", harness_image)
+    write_suite(pytester.path, ["leak"])
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(var, REAL_KEY)  # the host really has it
+    upstream = FakeUpstream(script=_script(), key=REAL_KEY).start()
+    run_id = f"leak-{agent}-{os.getpid()}"
+    try:
+        result = run(
+            pytester, agent, *extra, f"--ale-upstream-{AGENTS[agent][1]}", upstream.url,
+            "--ale-keep", f"--ale-run-id={run_id}",
+        )  # fmt: skip
+    finally:
+        upstream.stop()
+    result.assert_outcomes(passed=1)
+    assert upstream.requests >= 2 and upstream.rejected_keys == []  # it worked, with the key swapped in
+    client = docker.from_env()
+    (container,) = client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+    try:
+        stream = ChunkReader(container.export(chunk_size=1 << 20))
+        with tarfile.open(fileobj=stream, mode="r|") as tar:  # read as exported: no copy on disk
+            leaks = [m.name for m in tar if m.isfile() and REAL_KEY.encode() in tar.extractfile(m).read()]
+        assert leaks == [], f"the real key is in the container at {leaks}"
+        (output,) = (pytester.path / "reports" / "runs").glob("*/tasks/demo/leak/*/output")
+        assert "ale-trial-" in (output / "env.txt").read_text()  # a trial token, nothing more
+        found = [
+            str(p) for p in pytester.path.rglob("*") if p.is_file() and REAL_KEY.encode() in p.read_bytes()
+        ]
+        assert found == [], f"the real key leaked into {found}"
+    finally:
+        container.remove(force=True)
+        client.close()

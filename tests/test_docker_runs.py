@@ -236,3 +236,35 @@ def test_sweep_removes_what_a_sigkill_left(pytester: pytest.Pytester, start_slow
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert "1 sandbox(es) removed" in swept.stdout
     assert containers_of(client, run_id) == []
+
+
+def test_ale_tree_runs_on_docker(pytester: pytest.Pytester, client, run_id) -> None:
+    """The ALE-format tree (tests/data/ale) unmodified, on docker: the data root deep inside
+    the container, the reference staged only after the fence, ALE's session over exec."""
+    import shutil
+
+    ale = Path(__file__).parent / "data" / "ale"
+    shutil.copytree(ale / "tree", pytester.path / "ale")
+    shutil.copytree(ale / "data", pytester.path / "ale-data")
+    run = pytester.runpytest(
+        "ale/tasks", "--ale-data", "ale-data", *DOCKER, f"--ale-run-id={run_id}",
+        "--ale-agent=oracle", "--ale-agent=noop", "-rs",
+    )  # fmt: skip
+    run.assert_outcomes(passed=5, failed=5, skipped=6)
+    run.stdout.fnmatch_lines_random(
+        [
+            "SKIPPED*raster_mosaic/main.py: provider 'docker' runs Linux containers, not windows machines",
+            "SKIPPED*segment_cells/main.py: provider 'docker' has no GPU here*",
+        ]
+    )
+    rows = {(r["agent"], r["task"], r["variant"]): r for r in results(pytester)}
+    assert {k for k, r in rows.items() if r["score"] == 1.0} == {
+        ("oracle", "word_census", "base"),
+        ("oracle", "column_total", "q1"),
+        ("oracle", "column_total", "q2"),
+        ("oracle", "permission_audit", "base"),
+        ("oracle", "hidden_answer", "base"),
+    }
+    assert all(r["provider"] == "docker" for r in rows.values())
+    assert rows[("oracle", "permission_audit", "base")]["explanation"] == "load() ran again; failed: none"
+    assert containers_of(client, run_id) == []

@@ -156,3 +156,23 @@ def test_dropped_connection_without_retries_is_an_infra_error_and_leaves_no_inst
     assert {i["State"]["Name"] for i in instances} <= {"shutting-down", "terminated"}
     pairs = env.ec2().describe_key_pairs()["KeyPairs"]
     assert not [p for p in pairs if p["KeyName"].startswith("ale-")], "the run's key pair was left"
+
+
+def test_bundled_tasks_run_on_static_over_ssh(pytester: pytest.Pytester, env: Env) -> None:
+    """Bundled tasks of tasks/ (one with a per-run secret made in setup), end to end over
+    real SSH: oracle passes, noop fails."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "tasks", pytester.path / "tasks")
+    write_preset(pytester.path, "static", static_options(env))
+    count = len(list((repo / "tasks").glob("*/*/task_card.json")))
+    run = pytester.runpytest("tasks", "--ale-provider=static", "--ale-agent=oracle", "--ale-agent=noop")
+    run.assert_outcomes(passed=count, failed=count)
+    rows = results(pytester.path)
+    assert {(r["agent"], r["status"], r["score"]) for r in rows} == {
+        ("oracle", "passed", 1.0),
+        ("noop", "failed", 0.0),
+    }
+    assert {r["provider"] for r in rows} == {"static"} and len(rows) == 2 * count
+    assert list((env.root / "static-root").iterdir()) == []

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .staging import tar_folders
+
 
 @dataclass
 class ExecResult:
@@ -152,8 +154,6 @@ class Sandbox(abc.ABC):
         """Copy host folders into folder ``dest``, each under its name (``{"input": path}``),
         as one tar stream; folders that do not exist are skipped. Providers that can send
         a stream as it is read (docker) override this to stage in constant memory."""
-        from .staging import tar_folders
-
         self.put_archive(dest, tar_folders(folders))
 
     def mkdir(self, path: str) -> None:

@@ -57,8 +57,7 @@ def write_bundled(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def harness_image() -> str | None:
-    """Why the docker runs cannot happen here (``None`` when they can). Module-scoped, so
-    the Docker SDK is imported before pytester snapshots ``sys.modules``."""
+    """Why the docker runs cannot happen here (``None`` when they can); asked once a module."""
     from pytest_ale.errors import InfrastructureError
     from pytest_ale.providers.docker_client import connect
 

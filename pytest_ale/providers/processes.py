@@ -18,14 +18,10 @@ from dataclasses import dataclass
 MARKER = "ALE_SANDBOX_ID"
 
 
-def marked_pids(marker_value: str) -> list[int]:
-    """PIDs of live processes whose environment carries ``ALE_SANDBOX_ID=marker_value``."""
-    return _scan(marker_value)[0]
-
-
 def _scan(marker_value: str) -> tuple[list[int], bool]:
-    """The marked PIDs, and whether some process showed an empty environment: one caught
-    inside ``execve`` does for a moment, and may be one of ours."""
+    """PIDs of processes whose environment carries ``ALE_SANDBOX_ID=marker_value``, and
+    whether some process showed an empty environment: one caught inside ``execve`` does for
+    a moment, and may be one of ours."""
     needle = f"{MARKER}={marker_value}".encode() + b"\0"
     found: list[int] = []
     unsure = False

@@ -195,19 +195,19 @@ class DockerProvider(Provider):
             self.client.api.remove_container(container_id, force=True, v=True)
 
     def sweep(self, run_id: str | None = None) -> list[str]:
-        """Remove this provider's containers whose expiry passed or whose run id is ``run_id``."""
+        """Remove this provider's containers of ``run_id``, or with none, those whose expiry
+        passed (another run's live containers are never touched)."""
         now = time.time()
         removed = []
         for info in self.client.api.containers(all=True, filters={"label": f"{PROVIDER_LABEL}={self.name}"}):
             labels = info.get("Labels") or {}
-            try:
-                expired = float(labels.get(EXPIRY_LABEL, "inf")) < now
-            except ValueError:
-                expired = False
-            if expired or (run_id and labels.get(RUN_LABEL) == run_id):
+            if run_id is not None:
+                doomed, why = labels.get(RUN_LABEL) == run_id, f"run {run_id}"
+            else:
+                doomed, why = _expired(labels.get(EXPIRY_LABEL), now), "expired"
+            if doomed:
                 self._remove(info["Id"])
                 names = ",".join(n.lstrip("/") for n in info.get("Names") or [])
-                why = "expired" if expired else f"run {run_id}"
                 removed.append(f"container {names or info['Id'][:12]} ({why})")
         return removed
 
@@ -227,6 +227,13 @@ def _open_sockets(paths: Iterable[str]) -> None:
             mode = os.stat(path).st_mode
             if mode & 0o666 != 0o666:
                 os.chmod(path, (mode & 0o7777) | 0o666)
+
+
+def _expired(stamp: str | None, now: float) -> bool:
+    try:
+        return float(stamp if stamp is not None else "inf") < now
+    except ValueError:
+        return False
 
 
 def _slug(text: str) -> str:

@@ -101,14 +101,16 @@ def run_exec(
     workdir: str,
     timeout: float | None,
     on_timeout: Callable[[], None],
+    max_stdout: int = MAX_OUTPUT_BYTES,
 ) -> ExecOutcome:
-    """Run ``argv`` via the exec API; on ``timeout`` call ``on_timeout`` (the killer)."""
+    """Run ``argv`` via the exec API; on ``timeout`` call ``on_timeout`` (the killer).
+    Output past ``max_stdout`` (stdout) or ``MAX_OUTPUT_BYTES`` (stderr) is dropped, saying so."""
     started = time.monotonic()
     exec_id = api.exec_create(
         container_id, argv, stdout=True, stderr=True, user=user, environment=dict(env), workdir=workdir
     )["Id"]
     stream = api.exec_start(exec_id, stream=True, demux=True)
-    out, err = _Sink(), _Sink()
+    out, err = _Sink(max_stdout), _Sink(MAX_OUTPUT_BYTES)
 
     def pump() -> None:
         for stdout, stderr in stream:
@@ -147,9 +149,10 @@ def _exit_code(api: Any, exec_id: str) -> int:
 
 
 class _Sink:
-    """Collects one output stream up to ``MAX_OUTPUT_BYTES``."""
+    """Collects one output stream up to ``limit`` bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.parts: list[bytes] = []
         self.size = 0
         self.dropped = 0
@@ -157,7 +160,7 @@ class _Sink:
     def add(self, chunk: bytes | None) -> None:
         if not chunk:
             return
-        room = MAX_OUTPUT_BYTES - self.size
+        room = self.limit - self.size
         if room > 0:
             self.parts.append(chunk[:room])
             self.size += min(room, len(chunk))

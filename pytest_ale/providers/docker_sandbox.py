@@ -24,12 +24,15 @@ from ..staging import stream_folders
 from .docker_archive import contents, restamp
 from .docker_client import ContainerDiedError
 from .docker_exec import FENCE, KILL_MARKED, MARKER, OOM_KILLS, run_exec
+from .tar_shell import archive_result, archive_script
 
 if TYPE_CHECKING:
     from .docker import DockerProvider
 
 #: staged folders bigger than this are streamed from disk; smaller ones go in memory
 STREAM_FROM_BYTES = 32 * 1024**2
+#: engine archive requests tried before tar in the container makes the archive
+ENGINE_ARCHIVE_ATTEMPTS = 3
 
 # $1 owner, $2 how many folders follow, then the folders, then the command to exec
 MKDIRS_THEN_EXEC = (
@@ -99,7 +102,7 @@ class DockerSandbox(Sandbox):
             oom_killed=oom,
         )
 
-    def _run(self, argv, user, environment, workdir, timeout, marker=None):
+    def _run(self, argv, user, environment, workdir, timeout, marker=None, max_stdout=None):
         from docker.errors import APIError
 
         try:
@@ -114,6 +117,7 @@ class DockerSandbox(Sandbox):
                 # as the command's own user: root without CAP_SYS_PTRACE cannot read
                 # another user's /proc/PID/environ, where the marker is
                 on_timeout=lambda: self._sh_as(user, KILL_MARKED, marker or "-"),
+                **({"max_stdout": max_stdout} if max_stdout else {}),
             )
         except APIError as exc:
             raise self._gone(exc) from exc
@@ -198,9 +202,24 @@ class DockerSandbox(Sandbox):
         self.put_archive(dest, stream_folders(folders, uid=uid, gid=gid, max_bytes=self.max_input))
 
     def get_archive(self, src: str) -> bytes:
+        """The engine's archive of ``src``; when a file changed size while the engine read it
+        (its stream is then torn), asked again, and at last made by tar in the container."""
+        self._flush_dirs(src)
+        for _ in range(ENGINE_ARCHIVE_ATTEMPTS):
+            try:
+                return self._engine_archive(src)
+            except (tarfile.ReadError, tarfile.StreamError):
+                continue
+        cap = self.max_output + 1024**2
+        done = self._run(["/bin/sh", "-c", archive_script(src)], "root", {}, "/", 3600, max_stdout=cap + 1)
+        data = archive_result(self.name, src, done.exit_code, done.stdout, done.stderr)
+        if len(data) > cap:
+            raise StagingError(f"{src} exceeds the {self.max_output // 1024**2} MiB cap")
+        return data
+
+    def _engine_archive(self, src: str) -> bytes:
         from docker.errors import APIError, NotFound
 
-        self._flush_dirs(src)
         try:
             chunks, stat = self.api.get_archive(self.id, src, chunk_size=1 << 20)
         except NotFound as exc:
@@ -212,6 +231,8 @@ class DockerSandbox(Sandbox):
         data = b"".join(chunks)
         if len(data) > self.max_output + 1024**2:
             raise StagingError(f"{src} exceeds the {self.max_output // 1024**2} MiB cap")
+        with tarfile.open(fileobj=io.BytesIO(data)) as whole:
+            whole.getmembers()  # a torn stream raises ReadError here
         return data
 
     def read_bytes(self, path: str) -> bytes:

@@ -23,9 +23,9 @@ from ..errors import InfrastructureError, SandboxGoneError, StagingError
 from ..sandbox import ExecResult, Sandbox, SandboxSpec
 from .processes import MARKER
 from .ssh import ConnectionDropped, SshSession
+from .tar_shell import archive_result, archive_script
 
 EXEC_MARKER = "ALE_EXEC_ID"
-MISSING = 44  # get_archive's "no such path" exit code
 
 KILL_SCRIPT = r"""
 all=""
@@ -146,22 +146,8 @@ class SshSandbox(Sandbox):
             )
 
     def get_archive(self, src: str) -> bytes:
-        path = shlex.quote(src.rstrip("/") or "/")
-        script = (
-            f"if [ -d {path} ] && [ ! -L {path} ]; then cd {path} && "
-            "find . -mindepth 1 -maxdepth 1 -printf '%P\\0' | LC_ALL=C sort -z | "
-            "tar --null -T - -cf -; "
-            f'elif [ -e {path} ] || [ -L {path} ]; then cd "$(dirname {path})" && '
-            f'tar -cf - "$(basename {path})"; else exit {MISSING}; fi'
-        )
-        done = self._plain(script, timeout=3600)
-        if done.exit_code == MISSING:
-            raise FileNotFoundError(src)
-        if done.exit_code != 0:
-            raise StagingError(
-                f"{self.name}: archiving {src} failed: " + done.stderr.decode("utf-8", "replace").strip()
-            )
-        return done.stdout
+        done = self._plain(archive_script(src), timeout=3600)
+        return archive_result(self.name, src, done.exit_code, done.stdout, done.stderr)
 
     def kill_all(self) -> int:
         return self._kill(f"{MARKER}={self.marker}")

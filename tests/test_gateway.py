@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -235,16 +236,46 @@ def test_upstream_that_keeps_failing_is_an_upstream_failure(make_gateway, fake_u
     assert trial.upstream_failure and "503" in trial.upstream_failure
 
 
-def test_missing_host_key_is_a_config_error(make_gateway, fake_upstream):
-    upstream = fake_upstream()
-    gateway = make_gateway(upstreams={"openai": upstream.url}, keys=Keys({}, {}))
-    trial = gateway.open_trial("t::nokey")
+def openai_call(gateway: Gateway, trial) -> int:
     status, _, _ = post(
         f"{gateway.tcp_url}/v1/responses",
         {"model": "gpt-5", "input": "hi"},
         {"authorization": f"Bearer {trial.token}"},
     )
-    assert status == 401 and "OPENAI_API_KEY" in (trial.config_error or "")
+    return status
+
+
+def test_missing_key_for_the_vendor_api_is_a_config_error_before_any_call(make_gateway):
+    gateway = make_gateway(keys=Keys({}, {}))  # default upstreams: the vendors' APIs
+    assert "OPENAI_API_KEY" in (gateway.missing_key("openai") or "")
+    trial = gateway.open_trial("t::nokey")
+    assert openai_call(gateway, trial) == 401 and "OPENAI_API_KEY" in (trial.config_error or "")
+
+
+def test_an_upstream_of_ones_own_needs_no_key_and_never_sees_the_trial_token(make_gateway, fake_upstream):
+    upstream = FakeUpstream(script=Script.model_validate(SCRIPT), key=None).start()
+    try:
+        gateway = make_gateway(upstreams={"openai": upstream.url}, keys=Keys({}, {}))
+        assert gateway.missing_key("openai") is None
+        trial = gateway.open_trial("t::local-model")
+        assert openai_call(gateway, trial) == 200
+        gateway.close_trial(trial)
+        assert upstream.keys_seen == [""] and trial.config_error is None
+    finally:
+        upstream.stop()
+
+
+@pytest.mark.parametrize("has_key", [True, False], ids=["wrong-key", "no-key"])
+def test_an_upstream_refusing_the_key_stops_the_trial_as_a_config_error(make_gateway, fake_upstream, has_key):
+    upstream = fake_upstream()  # insists on REAL_KEY
+    keys = Keys({"openai": "sk-wrong-0123456789"}, {}) if has_key else Keys({}, {})
+    gateway = make_gateway(upstreams={"openai": upstream.url}, keys=keys, stop_grace_s=0)
+    stopped = threading.Event()
+    trial = gateway.open_trial("t::badkey", on_stop=stopped.set)
+    assert openai_call(gateway, trial) == 401
+    assert stopped.wait(10), "the harness would retry a 401 for minutes: the trial must be stopped"
+    assert "OPENAI_API_KEY" in (trial.config_error or "") and upstream.requests == 0
+    assert upstream.rejected_keys == (["sk-wrong-0123456789"] if has_key else [""])
 
 
 def test_budget_exceeded_refuses_and_stops_the_trial(make_gateway, script_file):

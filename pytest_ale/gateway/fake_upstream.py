@@ -33,6 +33,8 @@ class FakeUpstream:
     fixed: bool = False
     requests: int = 0
     rejected_keys: list[str] = field(default_factory=list)
+    #: the credential each request carried ('' when none)
+    keys_seen: list[str] = field(default_factory=list)
     failures_sent: int = 0
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
@@ -78,6 +80,7 @@ class FakeUpstream:
         if fmt is None:
             return web.json_response(error_body(404, "not_found_error", request.path), status=404)
         given = self._key_of(request)
+        self.keys_seen.append(given)
         if self.key is not None and given != self.key:
             self.rejected_keys.append(given)
             return web.json_response(error_body(401, "authentication_error", "invalid x-api-key"), status=401)

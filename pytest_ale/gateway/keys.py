@@ -22,6 +22,13 @@ KEY_VARS: dict[str, tuple[str, ...]] = {
     "openai": ("OPENAI_API_KEY",),
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
 }
+
+
+def key_names(provider: str) -> str:
+    """The variables that hold ``provider``'s key, for messages: ``GEMINI_API_KEY or ...``."""
+    return " or ".join(KEY_VARS.get(provider, (f"{provider.upper()}_API_KEY",)))
+
+
 SECRET_NAME = re.compile(r"(API_KEY|APIKEY|SECRET|TOKEN|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 MIN_SECRET = 8
 

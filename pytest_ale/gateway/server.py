@@ -28,8 +28,8 @@ from yarl import URL
 from ..errors import ConfigError, InfrastructureError
 from . import upstream
 from .cassette import Exchange, Player, Recorder, asked, cassette_name
-from .config import GatewayConfig
-from .keys import KEY_VARS, Keys, Redactor, load_keys
+from .config import DEFAULT_UPSTREAMS, GatewayConfig
+from .keys import Keys, Redactor, key_names, load_keys
 from .meter import Meter, PriceTable
 from .scripted import ScriptedModel
 from .trials import TrialState
@@ -117,16 +117,22 @@ class Gateway:
     # -- trials ---------------------------------------------------------------------------
     def missing_key(self, provider: str) -> str | None:
         """Why a harness speaking ``provider``'s API would get no answer, or ``None``: the
-        scripted model and replays need no key; forwarding upstream does."""
+        scripted model and replays need no key, nor does an upstream of the user's own (a
+        local model server); the vendor's API does."""
         if not provider or self.scripted is not None or self.config.replay is not None:
             return None
-        if self.keys.key(provider):
+        if self.keys.key(provider) or self.custom_upstream(provider):
             return None
-        names = " or ".join(KEY_VARS.get(provider, (f"{provider.upper()}_API_KEY",)))
         return (
-            f"no {provider} API key on the host: set {names}, give --ale-env-file FILE, or run "
+            f"no {provider} API key on the host: set {key_names(provider)}, give --ale-env-file FILE, or run "
             "without a model (--ale-scripted-model FILE, --ale-replay DIR)"
         )
+
+    def custom_upstream(self, provider: str) -> bool:
+        """Whether ``provider``'s traffic goes to a server the user named, not the vendor's."""
+        default = DEFAULT_UPSTREAMS.get(provider)
+        chosen = self.config.upstreams.get(provider)
+        return chosen is not None and chosen.rstrip("/") != (default or "").rstrip("/")
 
     def open_trial(self, trial_id: str, task: str | None = None, on_stop: Any = None) -> TrialState:
         trial = TrialState(
@@ -259,9 +265,9 @@ class Gateway:
         """Forward to the real upstream; meter (``account``) and record before the last byte."""
         assert self._client is not None
         key = self.keys.key(fmt.provider)
-        if not key:
+        if not key and not self.custom_upstream(fmt.provider):
             message = (
-                f"no {fmt.provider} API key on the host (set {fmt.provider.upper()}_API_KEY "
+                f"no {fmt.provider} API key on the host (set {key_names(fmt.provider)} "
                 "or give --ale-env-file)"
             )
             trial.first("config_error", message)
@@ -284,6 +290,11 @@ class Gateway:
             trial.first("upstream_failure", self.redact(message))
             account(502, TokenUsage())
             return _error(502, "api_error", message)
+        if answer.status in (401, 403):  # harnesses retry these for minutes: stop the trial now
+            names = key_names(fmt.provider)
+            said = f"refused the key in {names}" if key else f"wants a key: set {names} or --ale-env-file"
+            trial.first("config_error", f"upstream {fmt.provider} answered HTTP {answer.status}; it {said}")
+            asyncio.get_running_loop().create_task(self._stop_later(trial))
         if answer.status in upstream.RETRY_STATUS:
             trial.first(
                 "upstream_failure", f"upstream {fmt.provider} still answered {answer.status} after retries"

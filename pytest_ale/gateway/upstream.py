@@ -48,9 +48,12 @@ def auth_headers(provider: str, key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
 
 
-def upstream_headers(incoming: Mapping[str, str], provider: str, key: str) -> CIMultiDict[str]:
+def upstream_headers(incoming: Mapping[str, str], provider: str, key: str | None) -> CIMultiDict[str]:
+    """The headers sent upstream: the harness's own, less the trial token and transport
+    headers, plus the real key (none for a key-less server of the user's own)."""
     headers = CIMultiDict((k, v) for k, v in incoming.items() if k.lower() not in DROP_REQUEST)
-    headers.update(auth_headers(provider, key))
+    if key:
+        headers.update(auth_headers(provider, key))
     return headers
 
 

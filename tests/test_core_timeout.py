@@ -36,7 +36,9 @@ def test_agent_past_timeout_is_killed_graded_and_marked(
         "tasks", "--ale-agent=sleepy", "--ale-timeout=2", f"--ale-provider-opt=isolation={isolation}"
     )
     elapsed = time.monotonic() - started
-    assert elapsed < 2 + 5 + 4, f"took {elapsed:.1f}s"  # timeout + 5 s, plus pytest start-up
+    # far below the 300 s sleeps: the tree was killed at the timeout (the slack is pytest's
+    # own start-up and a noisy 2-core CI machine, not the kill)
+    assert elapsed < 2 + 25, f"took {elapsed:.1f}s"
     run.assert_outcomes(passed=1)  # the output was written before it hung: graded, full marks
     row = results(pytester)[0]
     assert row["timed_out"] is True and row["score"] == 1.0

@@ -137,7 +137,7 @@ def test_timeout_kills_the_whole_process_tree(sandbox) -> None:
         "sleep 301 & setsid sleep 302 & nohup sh -c 'sleep 303' >/dev/null 2>&1 & sleep 304", timeout=1
     )
     assert result.timed_out and not result.ok
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 20  # the 1 s timeout, not the 300 s sleeps
     assert not [line for line in ps(sandbox).splitlines() if "sleep 30" in line]
 
 

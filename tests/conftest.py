@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,13 @@ def command_agent(pytester: pytest.Pytester) -> Callable[[str, str], str]:
         return name
 
     return make
+
+
+def like_a_terminal() -> None:
+    """``preexec_fn`` for a run the test will Ctrl-C: SIGINT as in a terminal, even when
+    this test session was started in the background (where the shell ignores SIGINT, and
+    a Python started with it ignored never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def results(pytester: pytest.Pytester) -> list[dict[str, Any]]:

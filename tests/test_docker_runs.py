@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import results
+from .conftest import like_a_terminal, results
 from .test_docker_provider import IMAGE, containers_of, docker_client_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,6 +188,7 @@ def start_slow_run(pytester: pytest.Pytester, make_task, client, run_id):
             cwd=pytester.path,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            preexec_fn=like_a_terminal,
         )
         procs.append(proc)
         deadline = time.monotonic() + 60

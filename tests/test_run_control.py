@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import results
+from .conftest import like_a_terminal, results
 
 COIN = """
 import random
@@ -198,6 +198,7 @@ def test_interrupt_releases_every_sandbox(
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=like_a_terminal,
     )
     assert wait_for(lambda: trial_folders(sandboxes) - before), "no sandbox was started"
     time.sleep(0.5)
@@ -233,6 +234,7 @@ def test_dead_xdist_worker_is_swept_by_the_controller(
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=like_a_terminal,
     )
     assert wait_for(lambda: len(trial_folders(sandboxes) - before) == 2), "sandboxes did not start"
     owners = [json.loads((f / ".ale-owner.json").read_text()) for f in trial_folders(sandboxes) - before]

@@ -21,6 +21,31 @@ from .errors import StagingError
 DEFAULT_MAX_OUTPUT_BYTES = 2 * 1024**3
 
 
+class SteadyTarFile(tarfile.TarFile):
+    """A ``TarFile`` whose ``add`` survives a file changing size while it is read (an agent's
+    log still being written): as GNU tar does, the member keeps the size it had when it was
+    looked at, cut short or padded with zeros, instead of the stdlib's ``OSError``."""
+
+    def addfile(self, tarinfo: tarfile.TarInfo, fileobj=None) -> None:  # type: ignore[override]
+        if fileobj is not None and tarinfo.isreg():
+            fileobj = _Exactly(fileobj, tarinfo.size)
+        super().addfile(tarinfo, fileobj)
+
+
+class _Exactly:
+    """Reads exactly ``size`` bytes of ``raw``: what it holds, then zeros."""
+
+    def __init__(self, raw, size: int) -> None:
+        self.raw, self.left = raw, size
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.raw.read(want) if want else b""
+        data += bytes(want - len(data))
+        self.left -= want
+        return data
+
+
 def tar_folders(folders: Mapping[str, Path], exclude: Iterable[str] = ()) -> bytes:
     """One tar stream holding each host folder under its name (``{"input": path}``).
 
@@ -29,7 +54,7 @@ def tar_folders(folders: Mapping[str, Path], exclude: Iterable[str] = ()) -> byt
     """
     skipped = set(exclude)
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with SteadyTarFile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for arcname, folder in folders.items():
             folder = Path(folder)
             if not folder.is_dir():
@@ -46,7 +71,7 @@ def tar_folders(folders: Mapping[str, Path], exclude: Iterable[str] = ()) -> byt
 def tar_directory_contents(folder: Path) -> bytes:
     """A tar stream of the contents of ``folder`` (member names relative to it)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with SteadyTarFile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(folder.iterdir()):
             tar.add(entry, arcname=entry.name, recursive=True, filter=_normalize)
     return buf.getvalue()
@@ -94,7 +119,7 @@ def tar_stream(produce: Callable[[tarfile.TarFile], None], *, chunk_size: int = 
     def run() -> None:
         writer = _ChunkWriter(chunks, chunk_size, stop)
         try:
-            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            with SteadyTarFile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 produce(tar)
             writer.flush()
             _put(chunks, None, stop)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ale.staging import safe_extract
+from pytest_ale.staging import SteadyTarFile, safe_extract
 
 
 def member(tar: tarfile.TarFile, name: str, *, data: bytes = b"x", **fields) -> None:
@@ -85,3 +85,24 @@ def test_writing_through_a_link_extracted_earlier_is_refused(tmp_path: Path, int
     report = safe_extract(buf.getvalue(), dest)
     assert list(outside.iterdir()) == []
     assert [line.split(":", 1)[0] for line in report.refused] == ["door/planted.txt"]
+
+
+@pytest.mark.parametrize("now", [10, 200], ids=["shrank", "grew"])
+def test_a_file_changing_size_while_archived_keeps_its_looked_at_size(tmp_path: Path, now: int) -> None:
+    """What GNU tar does (the stdlib raises ``OSError: unexpected end of data`` on a shrink):
+    the member keeps the size the file had when stat'd, cut short or padded with zeros."""
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"x" * 100)
+    buf = io.BytesIO()
+    with SteadyTarFile.open(fileobj=buf, mode="w") as tar:
+        info = tar.gettarinfo(str(path), arcname="log.txt")
+        path.write_bytes(b"y" * now)  # the writer went on between stat and read
+        with path.open("rb") as fh:
+            tar.addfile(info, fh)
+        tar.add(tmp_path / "log.txt", arcname="after.txt")  # the archive goes on, intact
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tar:
+        changed = tar.extractfile("log.txt")
+        after = tar.extractfile("after.txt")
+        assert changed is not None and after is not None
+        assert changed.read() == (b"y" * 10 + bytes(90) if now == 10 else b"y" * 100)
+        assert after.read() == b"y" * now

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -30,7 +29,7 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError, InfrastructureError, StagingError
 from ..sandbox import ExecResult, Provider, Sandbox, SandboxSpec, run_id_matches
-from ..staging import safe_extract, tar_directory_contents
+from ..staging import SteadyTarFile, safe_extract, tar_directory_contents
 from .processes import MARKER, kill_marked, run_killable
 
 OWNER_FILE = ".ale-owner.json"
@@ -172,7 +171,7 @@ class LocalSandbox(Sandbox):
         if host.is_dir() and not host.is_symlink():
             return tar_directory_contents(host)
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
+        with SteadyTarFile.open(fileobj=buf, mode="w") as tar:
             tar.add(host, arcname=host.name, recursive=False)
         return buf.getvalue()
 

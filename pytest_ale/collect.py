@@ -160,6 +160,10 @@ class TrialItem(pytest.Item):
         return self.path, 0, f"{self.task.name} [{self.agent_label} {self.variant} t{self.trial}]"
 
 
+#: the results table's agent column for tasks that could not be loaded
+BROKEN_AGENT = "(broken task)"
+
+
 class BrokenTaskItem(pytest.Item):
     """Stands in for a task that cannot be loaded: errors with the reason, nothing else."""
 
@@ -175,6 +179,7 @@ class BrokenTaskItem(pytest.Item):
         self.user_properties.extend(
             [
                 ("ale_status", "error"),
+                ("ale_agent", BROKEN_AGENT),  # no agent ran: its own line in the results table
                 ("ale_task", self.path.parent.name),
                 ("ale_domain", self.path.parent.parent.name),
             ]

@@ -102,7 +102,9 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     def get_archive(self, src: str) -> bytes:
-        """A tar stream of folder ``src``'s contents (names relative to it), or of one file."""
+        """A tar stream of folder ``src``'s contents (names relative to it), or of one file;
+        ``FileNotFoundError`` when it does not exist. A file something still writes is
+        archived as it was read, never an error (the conformance suite checks this)."""
 
     @abc.abstractmethod
     def kill_all(self) -> int:

@@ -41,7 +41,8 @@ class _Exactly:
     def read(self, n: int = -1) -> bytes:
         want = self.left if n is None or n < 0 else min(n, self.left)
         data = self.raw.read(want) if want else b""
-        data += bytes(want - len(data))
+        if len(data) < want:  # the file shrank: pad, as GNU tar does
+            data += bytes(want - len(data))
         self.left -= want
         return data
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import TaskDefinitionError
 
 DEFAULT_TIMEOUT_S = 1800.0
+SECONDS = "seconds the agent may run: a number above 0, e.g. 1800"
 TIERS = ("near-term", "full-spectrum", "last-exam")
 
 
@@ -25,13 +26,13 @@ class VmCard(BaseModel):
     """ALE's ``vm`` block: which machine image and how long the task may take."""
 
     model_config = ConfigDict(extra="allow")
-    snapshot: str | None = None
-    machineType: str | None = None
-    timeout: float | None = Field(default=None, gt=0)
-    timeout_s: float | None = Field(default=None, gt=0)
-    vcpus: float | None = Field(default=None, gt=0)
-    memory_gb: float | None = Field(default=None, gt=0)
-    disk_gb: float | None = Field(default=None, gt=0)
+    snapshot: str | None = Field(default=None, description='a machine image name, e.g. "ubuntu-22"')
+    machineType: str | None = Field(default=None, description='a machine type, e.g. "e2-standard-4"')
+    timeout: float | None = Field(default=None, gt=0, description=SECONDS)
+    timeout_s: float | None = Field(default=None, gt=0, description=SECONDS)
+    vcpus: float | None = Field(default=None, gt=0, description="a number of CPUs above 0, e.g. 4")
+    memory_gb: float | None = Field(default=None, gt=0, description="GiB of memory above 0, e.g. 8")
+    disk_gb: float | None = Field(default=None, gt=0, description="GiB of disk above 0, e.g. 40")
 
 
 class TaskCard(BaseModel):
@@ -39,22 +40,24 @@ class TaskCard(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    id: str | None = Field(default=None, alias="taskId")
-    title: str | None = None
-    summary: str | None = None
-    domain_field: str | None = Field(default=None, alias="domain")
-    category: str | None = None
-    tier_field: str | None = Field(default=None, alias="tier")
-    timeout: float | None = Field(default=None, gt=0)
-    os_field: str | None = Field(default=None, alias="os")
-    gpu_field: bool | None = Field(default=None, alias="gpu")
-    licensed_field: bool | None = Field(default=None, alias="licensed")
-    cpus: float | None = Field(default=None, gt=0)
-    memory_gb: float | None = Field(default=None, gt=0)
-    threshold: float | None = Field(default=None, ge=0, le=1)
-    network: bool = False
-    tags: list[str] = Field(default_factory=list)
-    vm: VmCard | None = None
+    id: str | None = Field(default=None, alias="taskId", description='a string, e.g. "loan-amortization"')
+    title: str | None = Field(default=None, description="a string")
+    summary: str | None = Field(default=None, description="a string")
+    domain_field: str | None = Field(default=None, alias="domain", description='a string, e.g. "finance"')
+    category: str | None = Field(default=None, description='a string, e.g. "finance"')
+    tier_field: str | None = Field(default=None, alias="tier", description=f"one of {', '.join(TIERS)}")
+    timeout: float | None = Field(default=None, gt=0, description=SECONDS)
+    os_field: str | None = Field(default=None, alias="os", description='"linux", "windows" or "macos"')
+    gpu_field: bool | None = Field(default=None, alias="gpu", description="true or false")
+    licensed_field: bool | None = Field(default=None, alias="licensed", description="true or false")
+    cpus: float | None = Field(default=None, gt=0, description="a number of CPUs above 0, e.g. 2")
+    memory_gb: float | None = Field(default=None, gt=0, description="GiB of memory above 0, e.g. 4")
+    threshold: float | None = Field(
+        default=None, ge=0, le=1, description="the score that passes, from 0 to 1, e.g. 0.8"
+    )
+    network: bool = Field(default=False, description="true or false")
+    tags: list[str] = Field(default_factory=list, description='a list of strings, e.g. ["pdf", "excel"]')
+    vm: VmCard | None = Field(default=None, description='an object, e.g. {"snapshot": "ubuntu-22"}')
 
     @field_validator("os_field")
     @classmethod
@@ -145,11 +148,30 @@ def load_card(path: Path) -> TaskCard:
     try:
         return TaskCard.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(card)'}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise TaskDefinitionError(f"{path}: invalid task card: {problems}") from exc
+
+
+def _problem(err: Any) -> str:
+    """One validation error as ``key: what is wrong (give ...)``."""
+    loc = [str(part) for part in err["loc"]]
+    text = f"{'.'.join(loc) or '(card)'}: {err['msg'].removeprefix('Value error, ')}"
+    if err["type"] == "value_error":  # our own validators already say what to give
+        return text
+    wanted = _description(TaskCard, loc)
+    return f"{text} (give {wanted})" if wanted else text
+
+
+def _description(model: type[BaseModel], loc: list[str]) -> str | None:
+    """The description of the field at ``loc`` (keys as spelled in the card)."""
+    if not loc:
+        return None
+    for name, info in model.model_fields.items():
+        if loc[0] in (name, info.alias):
+            if len(loc) > 1 and name == "vm":
+                return _description(VmCard, loc[1:])
+            return info.description
+    return None
 
 
 _MARKER_UNSAFE = re.compile(r"[^0-9A-Za-z_]+")

@@ -43,10 +43,12 @@ BROKEN_TASKS = {
         ["*broken/task_card.json: not UTF-8 text*save it as UTF-8*"],
     ),
     "card-wrong-types": (
-        {"card": {"domain": "demo", "timeout": "soon", "tier": "someday"}},
+        {"card": {"domain": "demo", "timeout": "soon", "tier": "someday", "vm": {"vcpus": 0}}},
         [
             "*task_card.json: invalid task card: tier: tier must be one of near-term, full-spectrum, "
-            "last-exam; timeout: Input should be a valid number*"
+            "last-exam; timeout: Input should be a valid number, unable to parse string as a number "
+            "(give seconds the agent may run: a number above 0, e.g. 1800); vm.vcpus: Input should "
+            "be greater than 0 (give a number of CPUs above 0, e.g. 4)*"
         ],
     ),
     "card-not-object": (

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_local import build, timed  # same folder: run as python bench/bench_docker.py
+
 from pytest_ale.providers.docker import DockerProvider
 from pytest_ale.sandbox import SandboxSpec
 from pytest_ale.staging import tar_folders
@@ -38,36 +40,13 @@ from pytest_ale.staging import tar_folders
 IMAGE = os.environ.get("ALE_DOCKER_IMAGE", "pytest-ale/sandbox:latest")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 HEADING = "## Docker provider"
-MAIN = """
-INSTRUCTION = "nothing to do"
-def evaluate(output_dir, reference_dir, sandbox):
-    return 1.0
-"""
 
 
 def build_trivial(root: Path, trials: int) -> None:
-    task = root / "tasks" / "bench" / "trivial"
-    (task / "input").mkdir(parents=True)
-    (task / "main.py").write_text(MAIN)
-    (task / "task_card.json").write_text(json.dumps({"domain": "bench", "timeout": 60}))
-    (task / "input" / "a.txt").write_text("a\n")
+    """bench_local's trivial task and bare tests, plus a ``command`` agent running ``true``."""
+    build(root, trials)
     (root / "agents").mkdir()
     (root / "agents" / "true.yaml").write_text('kind: command\ncommand: "true"\n')
-    (root / "bare").mkdir()
-    (root / "bare" / "test_bare.py").write_text(
-        "import pytest\n\n"
-        f"@pytest.mark.parametrize('i', range({trials}))\n"
-        "def test_bare(i):\n    assert i >= 0\n"
-    )
-
-
-def timed(cmd: list[str], cwd: Path | None = None) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return elapsed
 
 
 def bench_trials(trials: int, rounds: int) -> dict[str, float]:

@@ -14,6 +14,7 @@ import abc
 import io
 import shlex
 import tarfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,15 @@ def tar_of_file(name: str, data: bytes, mode: int = 0o644) -> bytes:
         info.mode = mode
         tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def expired(stamp: str | None, now: float | None = None) -> bool:
+    """Whether an expiry stamp (epoch seconds, as a label holds it) has passed; a missing or
+    unreadable one never has."""
+    try:
+        return float(stamp) < (time.time() if now is None else now)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def run_id_matches(label: str | None, wanted: str) -> bool:

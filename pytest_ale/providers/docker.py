@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from ..errors import InfrastructureError
-from ..sandbox import Provider, Sandbox, SandboxSpec
+from ..sandbox import Provider, Sandbox, SandboxSpec, expired
 from .docker_client import (
     EXPIRY_LABEL,
     PROVIDER_LABEL,
@@ -204,7 +204,7 @@ class DockerProvider(Provider):
             if run_id is not None:
                 doomed, why = labels.get(RUN_LABEL) == run_id, f"run {run_id}"
             else:
-                doomed, why = _expired(labels.get(EXPIRY_LABEL), now), "expired"
+                doomed, why = expired(labels.get(EXPIRY_LABEL), now), "expired"
             if doomed:
                 self._remove(info["Id"])
                 names = ",".join(n.lstrip("/") for n in info.get("Names") or [])
@@ -227,13 +227,6 @@ def _open_sockets(paths: Iterable[str]) -> None:
             mode = os.stat(path).st_mode
             if mode & 0o666 != 0o666:
                 os.chmod(path, (mode & 0o7777) | 0o666)
-
-
-def _expired(stamp: str | None, now: float) -> bool:
-    try:
-        return float(stamp if stamp is not None else "inf") < now
-    except ValueError:
-        return False
 
 
 def _slug(text: str) -> str:

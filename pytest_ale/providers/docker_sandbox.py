@@ -23,7 +23,7 @@ from ..sandbox import ExecResult, Sandbox, SandboxSpec
 from ..staging import stream_folders
 from .docker_archive import contents, restamp
 from .docker_client import ContainerDiedError
-from .docker_exec import FENCE, KILL_MARKED, MARKER, OOM_KILLS, run_exec
+from .docker_exec import FENCE, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
 from .tar_shell import archive_result, archive_script
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class DockerSandbox(Sandbox):
         self.home = "/root" if self.user == "root" else f"/home/{self.user}"
         self.max_input = int(opts["max_input_mb"]) * 1024**2
         self.max_output = int(opts["max_output_mb"]) * 1024**2
+        self.max_archive = self.max_output + 1024**2  # an archive out: the cap plus tar headers
         self.closed = False
         self._oom_seen = 0
         #: folders ``mkdir`` was asked for, made by the next command that needs them
@@ -102,7 +103,7 @@ class DockerSandbox(Sandbox):
             oom_killed=oom,
         )
 
-    def _run(self, argv, user, environment, workdir, timeout, marker=None, max_stdout=None):
+    def _run(self, argv, user, environment, workdir, timeout, marker=None, max_stdout=MAX_OUTPUT_BYTES):
         from docker.errors import APIError
 
         try:
@@ -117,7 +118,7 @@ class DockerSandbox(Sandbox):
                 # as the command's own user: root without CAP_SYS_PTRACE cannot read
                 # another user's /proc/PID/environ, where the marker is
                 on_timeout=lambda: self._sh_as(user, KILL_MARKED, marker or "-"),
-                **({"max_stdout": max_stdout} if max_stdout else {}),
+                max_stdout=max_stdout,
             )
         except APIError as exc:
             raise self._gone(exc) from exc
@@ -210,10 +211,12 @@ class DockerSandbox(Sandbox):
                 return self._engine_archive(src)
             except (tarfile.ReadError, tarfile.StreamError):
                 continue
-        cap = self.max_output + 1024**2
-        done = self._run(["/bin/sh", "-c", archive_script(src)], "root", {}, "/", 3600, max_stdout=cap + 1)
-        data = archive_result(self.name, src, done.exit_code, done.stdout, done.stderr)
-        if len(data) > cap:
+        script = ["/bin/sh", "-c", archive_script(src)]
+        done = self._run(script, "root", {}, "/", 3600, max_stdout=self.max_archive + 1)
+        return self._capped(src, archive_result(self.name, src, done.exit_code, done.stdout, done.stderr))
+
+    def _capped(self, src: str, data: bytes) -> bytes:
+        if len(data) > self.max_archive:
             raise StagingError(f"{src} exceeds the {self.max_output // 1024**2} MiB cap")
         return data
 
@@ -228,9 +231,7 @@ class DockerSandbox(Sandbox):
             raise self._gone(exc) from exc
         if int(stat.get("mode", 0)) & (1 << 31):  # Go's os.ModeDir: strip the folder itself
             return contents(chunks, top=stat["name"], max_bytes=self.max_output)
-        data = b"".join(chunks)
-        if len(data) > self.max_output + 1024**2:
-            raise StagingError(f"{src} exceeds the {self.max_output // 1024**2} MiB cap")
+        data = self._capped(src, b"".join(chunks))
         with tarfile.open(fileobj=io.BytesIO(data)) as whole:
             whole.getmembers()  # a torn stream raises ReadError here
         return data

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AleError, ConfigError, InfrastructureError
-from ..sandbox import Provider, Sandbox, SandboxSpec
+from ..sandbox import Provider, Sandbox, SandboxSpec, expired
 from .ssh import SshSession, SshTarget, ephemeral_key, public_line
 from .ssh_sandbox import SshSandbox, socket_forwards
 
@@ -74,10 +74,7 @@ def sweepable(labels: Mapping[str, str], run_id: str | None, now: float | None =
         return False
     if run_id is not None:
         return labels.get(RUN_ID) == label_value(run_id)
-    try:
-        return int(labels.get(EXPIRY, "")) < (now if now is not None else time.time())
-    except ValueError:
-        return False
+    return expired(labels.get(EXPIRY), now)
 
 
 @dataclass

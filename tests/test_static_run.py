@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,6 @@ def evaluate(output_dir, reference_dir, sandbox):
     return (1.0, "ok") if got == (reference_dir / "data.txt").read_text() else (0.0, f"got {got!r}")
 """
 SOLVE = "tr a-z A-Z < input/data.txt > output/data.txt\n"
-MARK = "sleep 2.345"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,10 @@ def env() -> Iterator[Env]:
     shared.close()
 
 
-def write_task(root: Path) -> None:
+def write_task(root: Path) -> str:
+    """The task and a ``slow`` agent; returns the agent's sleep command, unique to this call so
+    a watcher on another xdist worker never mistakes it for its own."""
+    mark = f"sleep 2.{uuid.uuid4().int % 10**6:06d}"
     folder = root / "tasks" / "demo" / "upper"
     (folder / "input").mkdir(parents=True)
     (folder / "reference").mkdir()
@@ -55,7 +58,8 @@ def write_task(root: Path) -> None:
     (folder / "reference" / "data.txt").write_text("HELLO SSH\n")
     (folder / "solution" / "solve.sh").write_text(SOLVE)
     (root / "agents").mkdir()
-    (root / "agents" / "slow.yaml").write_text(f"kind: command\ncommand: '{MARK}; {SOLVE.strip()}'\n")
+    (root / "agents" / "slow.yaml").write_text(f"kind: command\ncommand: '{mark}; {SOLVE.strip()}'\n")
+    return mark
 
 
 def write_preset(root: Path, name: str, options: dict) -> None:
@@ -110,9 +114,9 @@ def test_task_runs_end_to_end_on_static_over_ssh(pytester: pytest.Pytester, env:
 
 
 def test_dropped_connection_is_retried_on_a_fresh_sandbox(pytester: pytest.Pytester, env: Env) -> None:
-    write_task(pytester.path)
+    mark = write_task(pytester.path)
     write_preset(pytester.path, "static", static_options(env))
-    watcher = drop_once_during(env.sshd, MARK)
+    watcher = drop_once_during(env.sshd, mark)
     run = pytester.runpytest("tasks", "--ale-provider=static", "--ale-agent=slow", "--ale-infra-retries=1")
     watcher.join(1)
     run.assert_outcomes(passed=1)
@@ -124,7 +128,7 @@ def test_dropped_connection_is_retried_on_a_fresh_sandbox(pytester: pytest.Pytes
 def test_dropped_connection_without_retries_is_an_infra_error_and_leaves_no_instance(
     pytester: pytest.Pytester, env: Env
 ) -> None:
-    write_task(pytester.path)
+    mark = write_task(pytester.path)
     options = aws_options(env)
     write_preset(pytester.path, "aws", options)
     from pytest_ale.providers import aws as aws_module
@@ -138,7 +142,7 @@ def test_dropped_connection_without_retries_is_an_infra_error_and_leaves_no_inst
 
     aws_module.AwsProvider.__init__ = init_and_authorize  # type: ignore[method-assign]
     try:
-        watcher = drop_once_during(env.sshd, MARK)
+        watcher = drop_once_during(env.sshd, mark)
         run = pytester.runpytest("tasks", "--ale-provider=aws", "--ale-agent=slow", "--ale-infra-retries=0")
         watcher.join(1)
     finally:

@@ -15,7 +15,7 @@ import io
 import shlex
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -203,10 +203,11 @@ def expired(stamp: str | None, now: float | None = None) -> bool:
         return False
 
 
-def run_id_matches(label: str | None, wanted: str) -> bool:
+def run_id_matches(label: str | None, wanted: str, encode: Callable[[str], str] = str) -> bool:
     """Whether a sandbox labelled with run id ``label`` belongs to run ``wanted``: the run
-    itself or one of its xdist workers (``RUN@gw3``)."""
-    return bool(label) and (label == wanted or str(label).startswith(f"{wanted}@"))
+    itself or one of its xdist workers (``RUN@gw3``). ``encode`` is how the provider spells
+    a run id in its labels or names (clouds allow no ``@``)."""
+    return bool(label) and (label == encode(wanted) or str(label).startswith(encode(f"{wanted}@gw")))
 
 
 class Provider(abc.ABC):

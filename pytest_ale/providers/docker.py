@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from ..errors import InfrastructureError
-from ..sandbox import Provider, Sandbox, SandboxSpec, expired
+from ..sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
 from .docker_client import (
     EXPIRY_LABEL,
     PROVIDER_LABEL,
@@ -195,14 +195,14 @@ class DockerProvider(Provider):
             self.client.api.remove_container(container_id, force=True, v=True)
 
     def sweep(self, run_id: str | None = None) -> list[str]:
-        """Remove this provider's containers of ``run_id``, or with none, those whose expiry
-        passed (another run's live containers are never touched)."""
+        """Remove this provider's containers of ``run_id`` and its xdist workers, or with no
+        run id, those whose expiry passed (another run's live containers are never touched)."""
         now = time.time()
         removed = []
         for info in self.client.api.containers(all=True, filters={"label": f"{PROVIDER_LABEL}={self.name}"}):
             labels = info.get("Labels") or {}
             if run_id is not None:
-                doomed, why = labels.get(RUN_LABEL) == run_id, f"run {run_id}"
+                doomed, why = run_id_matches(labels.get(RUN_LABEL), run_id), f"run {run_id}"
             else:
                 doomed, why = expired(labels.get(EXPIRY_LABEL), now), "expired"
             if doomed:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, InfrastructureError
-from ..sandbox import Provider, Sandbox, SandboxSpec
+from ..sandbox import Provider, Sandbox, SandboxSpec, run_id_matches
 from .ssh import SshSession, SshTarget, ephemeral_key, load_private_key
 from .ssh_sandbox import SshSandbox, socket_forwards
 
@@ -229,7 +229,7 @@ def _sweepable(name: str, run_id: str | None, now: int) -> bool:
     if not match:
         return False
     if run_id is not None:
-        return match["run"] == _slug(run_id)
+        return run_id_matches(match["run"], run_id, _slug)
     return int(match["expiry"]) < now
 
 

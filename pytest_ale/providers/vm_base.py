@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import AleError, ConfigError, InfrastructureError
-from ..sandbox import Provider, Sandbox, SandboxSpec, expired
+from ..sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
 from .ssh import SshSession, SshTarget, ephemeral_key, public_line
 from .ssh_sandbox import SshSandbox, socket_forwards
 
@@ -73,7 +73,7 @@ def sweepable(labels: Mapping[str, str], run_id: str | None, now: float | None =
     if labels.get(MANAGED) != "true":
         return False
     if run_id is not None:
-        return labels.get(RUN_ID) == label_value(run_id)
+        return run_id_matches(labels.get(RUN_ID), run_id, label_value)
     return expired(labels.get(EXPIRY), now)
 
 

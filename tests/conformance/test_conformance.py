@@ -226,6 +226,23 @@ def test_sweep_by_run_id_removes_that_run_only(provider: Provider, case: Case, e
     assert case.gone(env, other)
 
 
+def test_sweep_by_run_id_takes_its_xdist_workers_sandboxes(provider: Provider, case: Case, env: Env) -> None:
+    """``--ale-sweep --ale-run-id RUN`` after a crashed ``-n N`` run: its workers labelled
+    their sandboxes ``RUN@gwN``, and those go too; a run whose name merely starts alike stays."""
+    run = f"xd{uuid.uuid4().hex[:6]}"
+    crashed = []
+    for n in (0, 1):  # one at a time: a static host holds one sandbox
+        crashed.append(provider.acquire(spec_for(case, run_id=f"{run}@gw{n}")))
+        _abandon(crashed[-1])
+    other = provider.acquire(spec_for(case, run_id=f"{run}x@gw0"))
+    try:
+        assert len(provider.sweep(run)) >= 2
+        assert all(case.gone(env, sandbox) for sandbox in crashed)
+        assert not case.gone(env, other)
+    finally:
+        provider.release(other)
+
+
 def test_sweep_without_run_id_removes_expired_only(provider: Provider, case: Case, env: Env) -> None:
     if not case.expiry_sweep:
         pytest.skip(f"{case.name} has no expiry: its sweep removes every leftover")

@@ -6,6 +6,8 @@
   Retried up to ``--ale-infra-retries``, then reported as an error, never as a zero score.
 - ``GraderError``: the task's grader raised or returned something that is not a score.
 - ``ConfigError``: a preset or option is wrong (unknown agent, bad YAML).
+- ``AgentFault``: the agent broke a rule of the trial (output over a cap): not an error,
+  the trial is graded 0 and counts against the agent like any failure.
 """
 
 from __future__ import annotations
@@ -37,3 +39,12 @@ class GraderError(AleError):
 
 class StagingError(AleError):
     """Data could not be moved into or out of a sandbox safely."""
+
+
+class AgentFault(AleError):
+    """What the agent caused that stops grading (output over a size or file-count cap): the
+    trial scores 0 and counts in the mean and pass rate. Never an excluded error."""
+
+
+class OutputOverCap(AgentFault, StagingError):
+    """``output/`` is larger, or holds more files, than the sandbox's caps allow."""

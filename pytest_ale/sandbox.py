@@ -15,12 +15,29 @@ import io
 import shlex
 import tarfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .staging import tar_folders
+from .errors import InfrastructureError
+from .staging import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_OUTPUT_FILES,
+    ExtractReport,
+    safe_extract,
+    tar_folders,
+)
+
+#: the environment of grader commands: system folders only, nothing the agent could write
+GRADER_ENV: dict[str, str] = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONNOUSERSITE": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 
 
 @dataclass
@@ -109,7 +126,42 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     def kill_all(self) -> int:
-        """Fence: kill every process the trial started; return how many were killed."""
+        """Kill every process of the agent by something no process can leave (its own uid,
+        a PID namespace, a cgroup: never a session or process group, which ``setsid()``
+        leaves); return how many were killed. The fence (``fence.py``) calls it in a loop
+        with ``agent_processes`` until the sandbox is verifiably empty."""
+
+    def agent_processes(self) -> int:
+        """How many processes of the agent are alive (zombies aside): 0 means fenced.
+        Raises ``InfrastructureError`` when the sandbox cannot be asked."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count the agent's processes")
+
+    #: the user grader commands run as: never the agent's (see ``grader_exec``)
+    grader_user: str | None = None
+
+    def prepare_grading(self) -> None:  # noqa: B027 - providers with shared temp folders override
+        """Called after the fence and before grading: make every place a grader command
+        writes or runs from fresh, out of reach of anything the agent left (temp folders
+        the agent could have created or filled are moved aside). Provider-specific."""
+
+    def grader_exec(self, cmd: str | list[str], *, timeout: float | None = None) -> ExecResult:
+        """Run a grader's command: as ``grader_user``, with a clean environment (a PATH of
+        system folders only, no PYTHON* variables), in a fresh scratch folder the agent
+        never saw. What the agent left is data the command may read, never code it runs."""
+        return self.exec(
+            cmd, timeout=timeout, env=GRADER_ENV, cwd=self.grader_scratch(), user=self.grader_user
+        )
+
+    def grader_scratch(self) -> str:
+        """A fresh folder, owned by the grader and made after the fence, for grader commands."""
+        folder = getattr(self, "_grader_scratch", None)
+        if folder is None:
+            folder = f"/tmp/.ale-grader-{uuid.uuid4().hex[:12]}"
+            done = self.exec(["mkdir", "-m", "700", folder], user=self.grader_user, env=GRADER_ENV, cwd="/")
+            if done.exit_code != 0:
+                raise InfrastructureError(f"cannot make the grader's scratch folder {folder}: {done.stderr}")
+            self._grader_scratch = folder
+        return folder
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -158,6 +210,23 @@ class Sandbox(abc.ABC):
         as one tar stream; folders that do not exist are skipped. Providers that can send
         a stream as it is read (docker) override this to stage in constant memory."""
         self.put_archive(dest, tar_folders(folders))
+
+    #: caps on what ``collect`` brings out of the sandbox (providers set them from options)
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    max_output_files: int = DEFAULT_MAX_OUTPUT_FILES
+
+    def collect(self, src: str, dest: Path) -> ExtractReport:
+        """Bring folder ``src`` (the agent's ``output/``) out into host folder ``dest``, safely
+        (``safe_extract``) and within ``max_output_bytes`` / ``max_output_files``:
+        ``OutputOverCap`` past them (the agent's fault), ``FileNotFoundError`` when ``src``
+        is missing. Providers that can stream to disk override this."""
+        return safe_extract(
+            self.get_archive(src),
+            dest,
+            max_bytes=self.max_output_bytes,
+            max_files=self.max_output_files,
+            strict=True,
+        )
 
     def mkdir(self, path: str) -> None:
         self.exec(["mkdir", "-p", path])

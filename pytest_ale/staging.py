@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import tarsafe
-from .errors import StagingError
+from .errors import OutputOverCap, StagingError
 
 DEFAULT_MAX_OUTPUT_BYTES = 2 * 1024**3
+#: files (and folders, links) ``output/`` may hold
+DEFAULT_MAX_OUTPUT_FILES = 100_000
 
 
 class SteadyTarFile(tarfile.TarFile):
@@ -200,12 +202,16 @@ def safe_extract(
     dest: Path,
     *,
     max_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    max_files: int | None = None,
+    strict: bool = False,
     strip_prefix: str = "",
 ) -> ExtractReport:
     """Extract a tar stream into ``dest``, refusing anything that could escape it.
 
     Uses the standard library's ``data`` filter per member, so one bad member (a symlink
-    to ``/etc/passwd``, say) is skipped and reported while the rest are extracted.
+    to ``/etc/passwd``, say) is skipped and reported while the rest are extracted. Past
+    ``max_bytes`` of content or ``max_files`` members, a ``strict`` extraction stops with
+    ``OutputOverCap`` (collecting an agent's output); otherwise the rest is refused.
     """
     dest.mkdir(parents=True, exist_ok=True)
     report = ExtractReport()
@@ -214,6 +220,7 @@ def safe_extract(
         tar = tarfile.open(fileobj=fileobj, mode="r|*")  # noqa: SIM115 - closed by `with` below
     except tarfile.TarError as exc:
         raise StagingError(f"not a tar stream: {exc}") from exc
+    members = 0
     with tar:
         for member in tar:
             name = member.name
@@ -223,8 +230,16 @@ def safe_extract(
                 if not name.startswith(strip_prefix):
                     continue
                 member.name = name[len(strip_prefix) :]
+            members += 1
+            over = None
             if member.isfile() and report.bytes + member.size > max_bytes:
-                report.refused.append(f"{member.name}: output exceeds the {max_bytes // 1024**2} MiB cap")
+                over = f"exceeds the {max_bytes / 1024**2:g} MiB cap"
+            elif max_files is not None and members > max_files:
+                over = f"holds more than {max_files} files and folders (the cap)"
+            if over and strict:
+                raise OutputOverCap(f"output/ {over}: not graded, the trial scores 0")
+            if over:
+                report.refused.append(f"{member.name}: output {over}")
                 continue
             reason = tarsafe.refusal(member, dest)
             if reason:

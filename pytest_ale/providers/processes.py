@@ -103,8 +103,11 @@ def run_killable(
     timeout: float | None,
     stdin: bytes | None,
     marker_value: str,
+    running: set[subprocess.Popen] | None = None,
 ) -> Completed:
-    """Run ``argv`` in its own session; on timeout kill its group and every marked process."""
+    """Run ``argv`` in its own session; on timeout kill its group and every marked process.
+    ``running`` (when given) holds the process while it runs, so a fence on another thread
+    can kill it (``kill_running``)."""
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -115,6 +118,70 @@ def run_killable(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    if running is not None:
+        running.add(proc)
+    try:
+        return _wait(proc, stdin, timeout, marker_value, started)
+    finally:
+        if running is not None:
+            running.discard(proc)
+
+
+def kill_running(running: set[subprocess.Popen]) -> int:
+    """SIGKILL the process group of every command in ``running``; how many were alive."""
+    killed = 0
+    for proc in list(running):
+        if proc.poll() is None:
+            _kill_group(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def uid_processes(uid: int) -> list[int]:
+    """PIDs of the live (not zombie) processes whose real uid is ``uid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as fh:
+                status = fh.read()
+        except OSError:
+            continue
+        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
+        real = fields.get(b"Uid", b"").split()
+        if real and int(real[0]) == uid and not fields.get(b"State", b"").strip().startswith(b"Z"):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process of ``uid``: ``kill -9 -1`` run as that uid, which the kernel
+    applies to all of them at once (no fork can slip between), repeated until none is left."""
+    killed = 0
+    for _ in range(20):
+        pids = uid_processes(uid)
+        if not pids:
+            break
+        killed = max(killed, len(pids))
+        subprocess.run(
+            ["kill", "-9", "-1"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.01)
+    return killed
+
+
+def _wait(
+    proc: subprocess.Popen, stdin: bytes | None, timeout: float | None, marker_value: str, started: float
+) -> Completed:
     timed_out = False
     try:
         out, err = proc.communicate(stdin, timeout=timeout)

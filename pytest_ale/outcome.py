@@ -1,9 +1,11 @@
 """A trial's outcome: the typed result every report (properties, JSON, tables) reads.
 
 ``status`` is one of ``passed`` (score reached the threshold), ``failed`` (graded below
-it), ``timeout`` / ``oom`` (the agent was stopped, graded anyway, below the threshold) and
-``error`` (infrastructure, task or grader fault: no score). ``timed_out`` is kept beside
-the score even when a timed-out agent still passed.
+it, or 0 for breaking a rule such as the output cap), ``timeout`` / ``oom`` (the agent was
+stopped, graded anyway, below the threshold), ``budget`` (the gateway stopped the agent
+for its budget: graded, never passing) and ``error`` (infrastructure, task or grader
+fault: no score; counted as 0 in every mean and pass rate, and shown beside them).
+``timed_out`` is kept beside the score even when a timed-out agent still passed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("passed", "failed", "timeout", "oom", "error")
+STATUSES = ("passed", "failed", "timeout", "oom", "budget", "error")
 
 
 @dataclass

@@ -1,8 +1,13 @@
 """One trial's lifecycle, readable top to bottom (DESIGN.md steps 1-9).
 
 acquire -> stage input/software -> task setup -> install + run the agent (time-boxed)
--> fence (kill everything it started) -> collect output/ -> grade on the host -> record
--> release, always. Infrastructure faults retry the whole trial on a fresh sandbox.
+-> fence (kill everything it started, until verifiably empty) -> collect output/ (capped)
+-> check the fence again, hand the temp folders to the grader -> grade -> record ->
+release, always. Infrastructure faults retry the whole trial on a fresh sandbox.
+
+Who is at fault decides the record (one rule, README "What pytest-ale guarantees"): what
+the agent causes (output over a cap, a crash, a timeout, the budget) is graded, 0 unless
+the grader gives partial credit; only infrastructure, task and grader faults are errors.
 """
 
 from __future__ import annotations
@@ -16,11 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .agents.base import Agent, AgentContext, AgentResult
-from .errors import AleError, GraderError, InfrastructureError, StagingError, TaskDefinitionError
+from .errors import (
+    AgentFault,
+    AleError,
+    GraderError,
+    InfrastructureError,
+    StagingError,
+    TaskDefinitionError,
+)
+from .fence import fence, verify
 from .outcome import TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
 from .scoring import passes
-from .staging import safe_extract
 from .task import TaskDefinition
 from .trajectory import process_trajectory
 
@@ -88,8 +100,31 @@ def run_trial(plan: TrialPlan) -> TrialResult:
             _fail(result, "config", exc)
             break
     result.duration_s = time.monotonic() - started
+    _ensure_trajectory(plan, result)
     result.write(plan.artifacts)
     return result
+
+
+def _ensure_trajectory(plan: TrialPlan, result: TrialResult) -> None:
+    """Every trial writes a trajectory, an error trial too (one that never reached its
+    agent, or whose harness failed, gets the bare record of what happened)."""
+    path = plan.artifacts / "trajectory.json"
+    if path.exists():
+        return
+    plan.artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        instruction = plan.task.instruction(plan.variant)
+    except Exception:  # a broken task's instruction may be what failed
+        instruction = ""
+    trajectory = process_trajectory(
+        plan.test_id,
+        plan.agent.label,
+        result.agent_version,
+        instruction,
+        f"trial {result.status} ({result.error_kind}): {result.error}" if result.error else "",
+        result.agent_exit_code,
+    ).model_dump(exclude_none=True)
+    path.write_text(json.dumps(trajectory, indent=2) + "\n")
 
 
 def _fail(result: TrialResult, kind: str, exc: BaseException) -> None:
@@ -132,13 +167,21 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
         agent_result = _run_agent(plan, sandbox, phases)
         _absorb_agent(result, agent_result)
         with _phase(plan, phases, "fence"):
-            killed = sandbox.kill_all()
-            if killed:
-                result.warnings.append(f"fence: killed {killed} process(es) the agent left running")
-        with _phase(plan, phases, "collect"):
-            output_dir = _collect(sandbox, plan.artifacts / "output", result)
+            fenced = fence(sandbox)
+            if fenced.killed:
+                result.warnings.append(f"fence: killed {fenced.killed} process(es) the agent left running")
         _save_logs(plan, agent_result)
+        with _phase(plan, phases, "collect"):
+            try:
+                output_dir = _collect(sandbox, plan.artifacts / "output", result)
+            except AgentFault as exc:
+                _agent_fault(result, exc, plan.threshold)
+                return
         with _phase(plan, phases, "grade"):
+            breach = verify(sandbox)
+            if breach:
+                result.warnings.append(f"fence: {breach} agent process(es) found before grading; killed")
+            sandbox.prepare_grading()
             grade = task.grade(sandbox, variant, output_dir)
         result.score = grade.score
         result.explanation = grade.explanation
@@ -156,10 +199,11 @@ def _run_agent(plan: TrialPlan, sandbox: Sandbox, phases: dict[str, float]) -> A
         instruction=plan.task.instruction(plan.variant),
         timeout_s=plan.timeout_s,
         workdir=sandbox.workdir,
-        task=plan.task,
+        task_name=str(plan.task.name),
         variant=plan.variant,
         artifacts=plan.artifacts,
         model=plan.agent.model,
+        solution=plan.task.data(plan.variant).solution,
     )
     with _phase(plan, phases, "agent"):
         try:
@@ -190,14 +234,21 @@ def _absorb_agent(result: TrialResult, agent: AgentResult) -> None:
         result.warnings.append(f"agent exited with code {agent.exit_code}")
 
 
+def _agent_fault(result: TrialResult, exc: AgentFault, threshold: float) -> None:
+    """The agent broke a rule of the trial: graded 0, counted like any failure."""
+    result.score = 0.0
+    result.explanation = str(exc)
+    result.status = _status(result, threshold)
+    result.error = result.error_kind = None
+
+
 def _collect(sandbox: Sandbox, dest: Path, result: TrialResult) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        archive = sandbox.get_archive(sandbox.path("output"))
+        report = sandbox.collect(sandbox.path("output"), dest)
     except FileNotFoundError:
         result.warnings.append("the agent removed output/; graded as empty")
         return dest
-    report = safe_extract(archive, dest)
     for refusal in report.refused:
         result.warnings.append(f"output/{refusal}")
     return dest
@@ -219,6 +270,8 @@ def _save_logs(plan: TrialPlan, agent: AgentResult) -> None:
 
 def _status(result: TrialResult, threshold: float) -> str:
     assert result.score is not None
+    if result.budget_exceeded:
+        return "budget"  # over its budget, a trial never passes, whatever it scored
     if passes(result.score, threshold):
         return "passed"
     if result.timed_out:

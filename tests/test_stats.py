@@ -58,12 +58,16 @@ def test_group_statistics_by_hand() -> None:
     stats = Group(rows).as_dict()
     assert stats["trials"] == 6 and stats["graded"] == 5 and stats["errors"] == 1
     assert stats["timeouts"] == 1 and stats["passed"] == 2
-    assert stats["mean_score"] == pytest.approx(2.5 / 5)
-    assert stats["pass_rate"] == pytest.approx(2 / 5)
-    # loan: n=4 graded, c=1; audit: n=1, c=1. pass@1 = mean(1/4, 1) ; pass@2 = loan only: 1 - C(3,2)/C(4,2)
-    assert stats["pass_at_k"]["1"] == pytest.approx((0.25 + 1.0) / 2)
-    assert stats["pass_at_k"]["2"] == pytest.approx(1 - 3 / 6)
-    assert stats["pass_at_k"]["4"] == pytest.approx(1.0)
+    # the error trial counts as 0 in every figure (a fault never improves one) ...
+    assert stats["mean_score"] == pytest.approx(2.5 / 6)
+    assert stats["pass_rate"] == pytest.approx(2 / 6)
+    # ... and the mean over graded trials alone is kept beside it
+    assert stats["mean_graded"] == pytest.approx(2.5 / 5)
+    # loan: n=5 (the error is a trial that did not pass), c=1; audit: n=1, c=1.
+    # pass@1 = mean(1/5, 1); pass@2 = loan only: 1 - C(4,2)/C(5,2)
+    assert stats["pass_at_k"]["1"] == pytest.approx((0.2 + 1.0) / 2)
+    assert stats["pass_at_k"]["2"] == pytest.approx(1 - 6 / 10)
+    assert stats["pass_at_k"]["5"] == pytest.approx(1.0)
 
 
 def test_permutation_test_exact_values() -> None:

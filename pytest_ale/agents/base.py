@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
-    from ..task import TaskDefinition
 
 
 @dataclass
@@ -37,9 +36,13 @@ class AgentContext:
     instruction: str
     timeout_s: float
     workdir: str
-    task: TaskDefinition
+    #: the task's name (``domain/task``), for labels and logs
+    task_name: str
     variant: str
     artifacts: Path
+    #: the host folder of the task's ``solution/`` (the oracle's); never the reference:
+    #: an agent is handed no host path under ``reference/``
+    solution: Path | None = None
     model: str | None = None
     env: dict[str, str] = field(default_factory=dict)
 

@@ -101,7 +101,7 @@ class CLIHarness(Agent):
         if missing:  # say so now, not after the CLI has retried a 401 for minutes
             raise ConfigError(f"agent {self.label!r}: {missing}")
         trial = gateway.open_trial(
-            sandbox.spec.trial_id, task=str(context.task.name), on_stop=sandbox.kill_all
+            sandbox.spec.trial_id, task=context.task_name, on_stop=sandbox.kill_all
         )
         model = context.model or self.model or self.default_model
         try:
@@ -157,7 +157,7 @@ class CLIHarness(Agent):
         _step_metrics(trajectory, trial.events)
         usage = trial.meter.usage
         trajectory.final_metrics = FinalMetrics(
-            total_prompt_tokens=usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+            total_prompt_tokens=usage.input_tokens,
             total_completion_tokens=usage.output_tokens,
             total_cached_tokens=usage.cache_read_tokens,
             total_cost_usd=round(trial.meter.cost_usd, 8),
@@ -223,9 +223,7 @@ def _step_metrics(trajectory: Trajectory, events: list[dict[str, Any]]) -> None:
     for step, event in zip(agent_steps, answered, strict=True):
         cached = int(event.get("cache_read_tokens", 0))
         step.metrics = StepMetrics(
-            prompt_tokens=int(event.get("input_tokens", 0))
-            + cached
-            + int(event.get("cache_write_tokens", 0)),
+            prompt_tokens=int(event.get("input_tokens", 0)),
             completion_tokens=int(event.get("output_tokens", 0)),
             cached_tokens=cached,
             cost_usd=float(event.get("cost_usd", 0.0)),

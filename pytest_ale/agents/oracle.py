@@ -17,11 +17,11 @@ class OracleAgent(Agent):
     name = "oracle"
 
     def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
-        solution = context.task.data(context.variant).solution
+        solution = context.solution
         found = solution and next(((f, i) for f, i in ENTRYPOINTS if (solution / f).is_file()), None)
         if not solution or not found:
             raise TaskDefinitionError(
-                f"{context.task.folder}: no solution/solve.sh or solution/solve.py, so the "
+                f"{context.task_name}: no solution/solve.sh or solution/solve.py, so the "
                 "oracle cannot run this task; add one that produces the expected output/"
             )
         entry, interpreter = found

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..stats import drop_p_value, holm, mean
-from .summary import Row
+from .summary import Row, counted_score
 
 TaskScores = dict[str, list[float]]  # "domain/task/variant" -> scores
 
@@ -77,9 +77,9 @@ def load_baseline(path: Path) -> dict[str, TaskScores]:
             for line in text.splitlines():
                 if line.strip():
                     row = json.loads(line)
-                    if row.get("status") != "error" and row.get("score") is not None:
-                        key = f"{row['domain']}/{row['task']}/{row.get('variant', 'base')}"
-                        scores[row["agent"]][key].append(float(row["score"]))
+                    key = f"{row['domain']}/{row['task']}/{row.get('variant', 'base')}"
+                    error = row.get("status") == "error" or row.get("score") is None
+                    scores[row["agent"]][key].append(0.0 if error else float(row["score"]))
         else:
             for entry in json.loads(text).get("tasks", []):
                 for variant, values in entry.get("scores", {}).items():
@@ -89,15 +89,14 @@ def load_baseline(path: Path) -> dict[str, TaskScores]:
             f"--ale-baseline: {path} is not a pytest-ale results.jsonl or summary.json ({exc})"
         ) from exc
     if not scores:
-        raise ConfigError(f"--ale-baseline: {path} holds no graded trials")
+        raise ConfigError(f"--ale-baseline: {path} holds no trials")
     return {agent: dict(tasks) for agent, tasks in scores.items()}
 
 
 def current_scores(rows: list[Row]) -> dict[str, TaskScores]:
     scores: dict[str, TaskScores] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        if row.status != "error" and row.score is not None:
-            scores[row.agent][f"{row.domain}/{row.task}/{row.variant}"].append(row.score)
+    for row in rows:  # an error trial counts as 0: a fault never lifts a candidate
+        scores[row.agent][f"{row.domain}/{row.task}/{row.variant}"].append(counted_score(row))
     return {agent: dict(tasks) for agent, tasks in scores.items()}
 
 

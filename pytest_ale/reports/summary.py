@@ -44,9 +44,12 @@ class Group:
     rows: list[Row] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The group's figures. An error trial counts as 0 in ``mean_score``, ``ci95``,
+        ``pass_rate`` and pass@k (no fault can improve an agent's figures); ``errors``
+        says how many, and ``mean_graded`` is the mean over graded trials alone."""
         graded = [r for r in self.rows if r.status != "error" and r.score is not None]
-        scores = [r.score for r in graded if r.score is not None]
-        passed = sum(r.status == "passed" for r in graded)
+        scores = [counted_score(r) for r in self.rows]
+        passed = sum(r.status == "passed" for r in self.rows)
         low, high = mean_interval(scores)
         return {
             "trials": len(self.rows),
@@ -54,9 +57,11 @@ class Group:
             "passed": passed,
             "errors": sum(r.status == "error" for r in self.rows),
             "timeouts": sum(r.status == "timeout" for r in self.rows),
+            "over_budget": sum(r.status == "budget" for r in self.rows),
             "mean_score": _num(mean(scores)),
+            "mean_graded": _num(mean([r.score for r in graded if r.score is not None])),
             "ci95": [_num(low), _num(high)],
-            "pass_rate": _num(passed / len(graded) if graded else math.nan),
+            "pass_rate": _num(passed / len(self.rows) if self.rows else math.nan),
             "pass_at_k": self.pass_at(),
             "input_tokens": sum(r.input_tokens for r in self.rows),
             "output_tokens": sum(r.output_tokens for r in self.rows),
@@ -67,8 +72,7 @@ class Group:
         """pass@k for k = 1..n: the unbiased estimator per task variant, averaged."""
         units: dict[tuple[str, str, str, str], list[Row]] = defaultdict(list)
         for row in self.rows:
-            if row.status != "error":
-                units[row.unit].append(row)
+            units[row.unit].append(row)  # an error trial is one that did not pass
         if not units:
             return {}
         most = max(len(rows) for rows in units.values())
@@ -81,6 +85,11 @@ class Group:
             ]
             result[str(k)] = round(mean(values), 6)
         return result
+
+
+def counted_score(row: Row) -> float:
+    """The score a trial adds to every figure: its grade, or 0 for an error (or none)."""
+    return 0.0 if row.status == "error" or row.score is None else float(row.score)
 
 
 def _num(value: float) -> float | None:
@@ -158,7 +167,14 @@ def table(rows: list[Row]) -> list[str]:
         body.append(line)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
-    return [fmt.format(*header), *(fmt.format(*r) for r in body)]
+    lines = [fmt.format(*header), *(fmt.format(*r) for r in body)]
+    errors = sum(r.status == "error" for r in rows)
+    if errors:
+        lines.append(
+            f"{errors} error trial(s) count as 0 in mean and pass rate (a fault never improves "
+            "a figure); summary.json's mean_graded leaves them out"
+        )
+    return lines
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -183,8 +199,7 @@ def _scores(group: Group) -> dict[str, list[float]]:
     """Each variant's graded scores: what a later run's release gate compares against."""
     scores: dict[str, list[float]] = defaultdict(list)
     for row in group.rows:
-        if row.status != "error" and row.score is not None:
-            scores[row.variant].append(row.score)
+        scores[row.variant].append(counted_score(row))
     return dict(scores)
 
 

@@ -1,0 +1,392 @@
+"""``LocalSandbox``: one trial's folder tree on this machine (see ``local.py`` for the
+provider and for what is isolated how).
+
+Commands run through bubblewrap, one PID namespace each; as root the agent drops to its own
+uid with ``setpriv`` (no capabilities, ``no_new_privs``). The fence kills the bubblewrap of
+every command in flight (its namespace dies with it) and every process of the agent's uid;
+grader commands run as the host user with a clean environment; ``collect`` checks sizes
+from ``lstat`` before reading and streams through a file on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import InfrastructureError, OutputOverCap, SandboxGoneError, StagingError
+from ..sandbox import GRADER_ENV, ExecResult, Sandbox, SandboxSpec
+from ..staging import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_OUTPUT_FILES,
+    ExtractReport,
+    SteadyTarFile,
+    safe_extract,
+    tar_directory_contents,
+)
+from .processes import MARKER, _scan, kill_marked, kill_running, kill_uid, run_killable, uid_processes
+
+MARKER_FILE = ".ale-marker"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: the uids given to agents when pytest runs as root, one per live sandbox
+AGENT_UIDS = range(1_200_000, 1_300_000)
+#: the ``user`` a grader command asks for (``grader_exec``): the host user, not the agent
+GRADER = "ale-grader"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+
+
+class LocalSandbox(Sandbox):
+    """One trial's folder tree, with commands run through bubblewrap or plainly."""
+
+    grader_user = GRADER
+
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        root: Path,
+        bwrap: str | None,
+        options: Mapping[str, Any],
+        agent_uid: int | None = None,
+    ):
+        self.root = root
+        self.bwrap = bwrap
+        self.options = options
+        #: the agent's own uid when pytest runs as root (``None``: the host user's, in a
+        #: user namespace without capabilities)
+        self.agent_uid = agent_uid
+        self.marker = uuid.uuid4().hex
+        (root / MARKER_FILE).write_text(self.marker)
+        self.closed = False
+        self.released = threading.Event()
+        #: the commands in flight: the fence kills their bubblewrap, and with it their
+        #: PID namespace
+        self.running: set[subprocess.Popen] = set()
+        self.max_output_bytes = (
+            int(float(options.get("max_output_mb", 0)) * 1024**2) or DEFAULT_MAX_OUTPUT_BYTES
+        )
+        self.max_output_files = int(options.get("max_output_files", 0)) or DEFAULT_MAX_OUTPUT_FILES
+        for sub in ("workspace", "tmp", "home", "bin"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        python = shutil.which("python3") or sys.executable
+        (root / "bin" / "python").symlink_to(os.path.realpath(python))
+        if bwrap:
+            super().__init__(spec, spec.workdir, scratch="/tmp")
+            self.mounts = [
+                (spec.workdir, root / "workspace"),
+                ("/tmp", root / "tmp"),
+                ("/home/agent", root / "home"),
+            ]
+            self.mounts += [(inside, Path(host)) for inside, host in spec.sockets.items()]
+            self.ro_mounts = [("/ale/bin", root / "bin")]
+            self.home = "/home/agent"
+            self.path_env = f"{DEFAULT_PATH}:{Path(python).parent}:/ale/bin"
+            self.grader_path = f"{GRADER_ENV['PATH']}:/ale/bin"
+        else:
+            # no namespaces: the sandbox's paths are host paths below ``root``
+            workdir = root / "fs" / spec.workdir.lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+            (root / "workspace").rmdir()
+            (root / "workspace").symlink_to(workdir)
+            super().__init__(spec, str(workdir), scratch=str(root / "tmp"))
+            self.mounts = [("/", Path("/"))]
+            self.ro_mounts = []
+            self.socket_paths = dict(spec.sockets)  # no remapping: the host path itself
+            self.home = str(root / "home")
+            self.path_env = f"{os.environ.get('PATH', DEFAULT_PATH)}:{root / 'bin'}"
+            self.grader_path = f"{GRADER_ENV['PATH']}:{root / 'bin'}"
+        if agent_uid is not None:
+            for sub in ("workspace", "tmp", "home"):
+                os.chown(root / sub, agent_uid, agent_uid)
+            for host_socket in spec.sockets.values():
+                # a socket exposed to the sandbox must take the agent's uid's connections
+                with contextlib.suppress(OSError):
+                    os.chmod(host_socket, os.stat(host_socket).st_mode | 0o666)
+
+    # -- paths -------------------------------------------------------------------------
+    def to_host(self, path: str) -> Path | None:
+        """The host path behind a sandbox path, or ``None`` when it is not writable here."""
+        norm = os.path.normpath("/" + path.lstrip("/"))
+        for inside, host in sorted(self.mounts, key=lambda m: -len(m[0])):
+            if norm == inside or norm.startswith(inside.rstrip("/") + "/"):
+                return host / os.path.relpath(norm, inside)
+        return None
+
+    # -- the primitives ----------------------------------------------------------------
+    def exec(self, cmd, *, timeout=None, env=None, cwd=None, user=None, stdin=None) -> ExecResult:
+        if self.closed:
+            raise SandboxGoneError("the local sandbox was already released")
+        if not self.root.is_dir():
+            raise SandboxGoneError(f"the local sandbox's folder {self.root} was removed (swept?)")
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        grader = user == GRADER
+        full_env = {
+            "PATH": self.grader_path if grader else self.path_env,
+            "HOME": self.home,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "TMPDIR": self.scratch,
+            "TERM": "dumb",
+            **{k: str(v) for k, v in (env or {}).items()},
+        }
+        if grader:
+            full_env["PATH"] = self.grader_path
+            full_env["HOME"] = full_env["TMPDIR"] = cwd or self.scratch
+        full_env[MARKER] = self.marker
+        workdir = cwd or self.workdir
+        if self.bwrap:
+            if self.agent_uid is not None and not grader:
+                argv = [SETPRIV, *_drop_to(self.agent_uid), "--", *argv]
+            argv = [*self._bwrap_prefix(workdir), "--", *argv]
+            host_cwd = None
+        else:
+            host_cwd = workdir
+            if not Path(host_cwd).is_dir():
+                return ExecResult(127, "", f"no such folder: {workdir}")
+        try:
+            done = run_killable(
+                argv,
+                env=full_env,
+                cwd=host_cwd,
+                timeout=timeout,
+                stdin=stdin,
+                marker_value=self.marker,
+                running=self.running,
+            )
+        except OSError as exc:
+            raise InfrastructureError(f"local sandbox could not start {argv[0]}: {exc}") from exc
+        if self.released.is_set() or not self.root.is_dir():
+            raise SandboxGoneError(f"the local sandbox {self.root} was removed while a command ran (swept?)")
+        return ExecResult(
+            exit_code=done.returncode if not done.timed_out else -9,
+            stdout=done.stdout.decode("utf-8", "replace"),
+            stderr=done.stderr.decode("utf-8", "replace"),
+            timed_out=done.timed_out,
+            duration_s=done.duration_s,
+        )
+
+    def _bwrap_prefix(self, cwd: str) -> list[str]:
+        args = [
+            self.bwrap or "bwrap",
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "sandbox",
+        ]
+        if not (self.spec.network or self.options.get("network")):
+            args.append("--unshare-net")
+        mounts = [("--ro-bind-try", str(folder), str(folder)) for folder in self._read_only()]
+        mounts += [("--proc", "/proc", ""), ("--dev", "/dev", "")]
+        mounts += [("--bind", str(host), inside) for inside, host in self.mounts]
+        mounts += [("--ro-bind", str(host), inside) for inside, host in self.ro_mounts]
+        # the folders above mount points (/root for a pyenv Python, /ale) readable by the
+        # agent's uid: bubblewrap would make them 0700
+        targets = [m[2] or m[1] for m in mounts]
+        for folder in _open_parents(targets):
+            args += ["--perms", "0755", "--dir", folder]
+        # shallow mount points first, so a deeper one (a read-only bind of /tmp/ci/tools, say)
+        # lies on top of the sandbox's own /tmp instead of being hidden under it
+        for flag, source, inside in sorted(mounts, key=lambda m: _depth(m[2] or m[1])):
+            args += [flag, source, inside] if inside else [flag, source]
+        args += ["--chdir", cwd]
+        return args
+
+    def _read_only(self) -> list[str]:
+        return [*SYSTEM_DIRS, *_python_roots(), *(str(f) for f in self.options.get("ro_binds", []))]
+
+    def put_archive(self, dest: str, data: bytes) -> None:
+        host = self.to_host(dest)
+        if host is None:
+            raise StagingError(f"{dest} is read-only in the local sandbox")
+        report = safe_extract(data, host)
+        if report.refused:
+            raise StagingError("refused while staging in: " + "; ".join(report.refused))
+        self._own(host)
+
+    def _own(self, host: Path) -> None:
+        """Files the host wrote into the agent's folders belong to the agent's uid."""
+        if self.agent_uid is None:
+            return
+        uid = self.agent_uid
+        with contextlib.suppress(FileNotFoundError):
+            os.chown(host, uid, uid, follow_symlinks=False)
+        for folder, dirs, files in os.walk(host):
+            for name in dirs + files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
+
+    def get_archive(self, src: str) -> bytes:
+        host = self.to_host(src)
+        if host is None:
+            host = Path(src) if self.bwrap else None
+        if host is None or not (host.exists() or host.is_symlink()):
+            raise FileNotFoundError(src)
+        if host.is_dir() and not host.is_symlink():
+            return tar_directory_contents(host)
+        buf = io.BytesIO()
+        with SteadyTarFile.open(fileobj=buf, mode="w") as tar:
+            tar.add(host, arcname=host.name, recursive=False)
+        return buf.getvalue()
+
+    def collect(self, src: str, dest: Path) -> ExtractReport:
+        """Output out in constant memory: sizes and counts checked from ``lstat`` before a
+        byte is read (a sparse 20 GB file is refused at once), then streamed through a tar
+        file on disk into ``safe_extract``; pipes, sockets and devices are left behind."""
+        host = self.to_host(src)
+        if host is None or not host.is_dir() or host.is_symlink():
+            raise FileNotFoundError(src)
+        members, total = 0, 0
+        for folder, dirs, files in os.walk(host):
+            members += len(dirs) + len(files)
+            for name in files:
+                with contextlib.suppress(OSError):
+                    st = os.lstat(os.path.join(folder, name))
+                    total += st.st_size if stat_is_file(st.st_mode) else 0
+            if members > self.max_output_files:
+                raise OutputOverCap(
+                    f"output/ holds more than {self.max_output_files} files and folders "
+                    "(the cap, max_output_files): not graded, the trial scores 0"
+                )
+            if total > self.max_output_bytes:
+                raise OutputOverCap(
+                    f"output/ exceeds the {self.max_output_bytes / 1024**2:g} MiB cap "
+                    "(max_output_mb): not graded, the trial scores 0"
+                )
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=dest.parent) as spool:
+            with SteadyTarFile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for entry in sorted(host.iterdir()):
+                    tar.add(entry, arcname=entry.name, recursive=True, filter=_plain_members)
+            spool.seek(0)
+            return safe_extract(
+                spool, dest, max_bytes=self.max_output_bytes, max_files=self.max_output_files, strict=True
+            )
+
+    def is_file(self, path: str) -> bool:
+        host = self.to_host(path)
+        return host.is_file() if host is not None else super().is_file(path)
+
+    def is_dir(self, path: str) -> bool:
+        host = self.to_host(path)
+        return host.is_dir() if host is not None else super().is_dir(path)
+
+    def exists(self, path: str) -> bool:
+        host = self.to_host(path)
+        return host.exists() if host is not None else super().exists(path)
+
+    def mkdir(self, path: str) -> None:
+        host = self.to_host(path)
+        if host is None:
+            super().mkdir(path)
+            return
+        missing = [p for p in [host, *host.parents] if not p.exists()]
+        host.mkdir(parents=True, exist_ok=True)
+        for made in missing:
+            self._own(made)
+
+    # -- the fence ---------------------------------------------------------------------
+    def kill_all(self) -> int:
+        """Kill every command in flight (its bubblewrap, so its PID namespace with it), the
+        agent's uid's processes when it has one, and any process still marked."""
+        killed = kill_running(self.running)
+        if self.agent_uid is not None:
+            killed += kill_uid(self.agent_uid)
+        return killed + kill_marked(self.marker)
+
+    def agent_processes(self) -> int:
+        alive = [p for p in list(self.running) if p.poll() is None]
+        count = len(alive)
+        if self.agent_uid is not None:
+            count += len(uid_processes(self.agent_uid))
+        return count + len(_scan(self.marker)[0])
+
+    def prepare_grading(self) -> None:
+        """The sandbox's ``/tmp`` becomes the grader's: what the agent left there moves to
+        ``agent-tmp/`` beside it (outside the sandbox, still in ``--ale-keep`` folders)."""
+        tmp, aside = self.root / "tmp", self.root / "agent-tmp"
+        aside.mkdir(exist_ok=True)
+        for entry in list(tmp.iterdir()) if tmp.is_dir() else []:
+            entry.rename(aside / entry.name)
+        if self.agent_uid is not None:
+            os.chown(tmp, os.geteuid(), os.getegid())
+            os.chmod(tmp, 0o755)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.released.set()
+        self.kill_all()
+        if not self.options.get("keep"):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def describe(self) -> str:
+        how = "bubblewrap" if self.bwrap else "plain processes"
+        who = f", agent uid {self.agent_uid}" if self.agent_uid is not None else ""
+        return f"local sandbox ({how}{who}): files kept in {self.root}"
+
+
+def _drop_to(uid: int) -> list[str]:
+    """``setpriv`` flags: become ``uid`` with no groups, no capabilities in any set, and no
+    way to gain one back (``no_new_privs`` makes setuid and file capabilities inert)."""
+    return [
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+    ]
+
+
+def stat_is_file(mode: int) -> bool:
+    return (mode & 0o170000) == 0o100000
+
+
+def _plain_members(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Regular files, folders and links only (a pipe would block the read for ever)."""
+    return info if info.isfile() or info.isdir() or info.issym() or info.islnk() else None
+
+
+def _open_parents(targets: list[str]) -> list[str]:
+    """The folders above ``targets`` that no mount provides, shallowest first."""
+    norm = [os.path.normpath(t) for t in targets]
+    parents: set[str] = set()
+    for target in norm:
+        parent = os.path.dirname(target)
+        while parent != "/":
+            parents.add(parent)
+            parent = os.path.dirname(parent)
+
+    def mounted(folder: str) -> bool:
+        return any(folder == t or folder.startswith(t.rstrip("/") + "/") for t in norm)
+
+    return sorted((f for f in parents if not mounted(f)), key=_depth)
+
+
+def _depth(path: str) -> int:
+    return len([part for part in os.path.normpath(path).split("/") if part])
+
+
+def _python_roots() -> list[str]:
+    """Where the host's Python lives when it is outside the system folders (pyenv, say)."""
+    roots = {sys.base_prefix}
+    python = shutil.which("python3")
+    if python:
+        roots.add(str(Path(os.path.realpath(python)).parent.parent))
+    return sorted(r for r in roots if not r.startswith(SYSTEM_DIRS))

@@ -144,12 +144,19 @@ class Sandbox(abc.ABC):
         writes or runs from fresh, out of reach of anything the agent left (temp folders
         the agent could have created or filled are moved aside). Provider-specific."""
 
-    def grader_exec(self, cmd: str | list[str], *, timeout: float | None = None) -> ExecResult:
+    def grader_exec(
+        self, cmd: str | list[str], *, timeout: float | None = None, stdin: bytes | None = None
+    ) -> ExecResult:
         """Run a grader's command: as ``grader_user``, with a clean environment (a PATH of
         system folders only, no PYTHON* variables), in a fresh scratch folder the agent
         never saw. What the agent left is data the command may read, never code it runs."""
         return self.exec(
-            cmd, timeout=timeout, env=GRADER_ENV, cwd=self.grader_scratch(), user=self.grader_user
+            cmd,
+            timeout=timeout,
+            env=GRADER_ENV,
+            cwd=self.grader_scratch(),
+            user=self.grader_user,
+            stdin=stdin,
         )
 
     def grader_scratch(self) -> str:

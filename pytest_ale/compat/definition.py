@@ -221,6 +221,7 @@ class AleTask(TaskDefinition):
         state = self._trials.get(variant) or self._begin(sandbox, variant)
         try:
             self._stage_reference(sandbox, variant)
+            state.session.grading = True
             task_cfg = self._task_for(state.module, variant)  # ALE calls load() again
             try:
                 value = state.module.call(state.module.functions.evaluate, task_cfg, state.session)

@@ -120,6 +120,9 @@ class SandboxSession:
     def __init__(self, sandbox: Sandbox, os_type: str = "linux") -> None:
         self.sandbox = sandbox
         self.os_type = os_type
+        #: set once the agent is fenced: from then on every command is the grader's
+        #: (``Sandbox.grader_exec``: another user, a clean environment, a fresh folder)
+        self.grading = False
         self.interface = SandboxInterface(self)
         #: some tasks reach the interface as ``session.computer.interface``
         self.computer = SimpleNamespace(interface=self.interface, os_type=os_type)
@@ -170,7 +173,11 @@ class SandboxSession:
             self.sandbox.write_bytes(path, payload)
         except StagingError:
             # not a writable mount of a local sandbox: let the shell in the sandbox decide
-            result = self.sandbox.exec(["/bin/sh", "-c", 'cat > "$1"', "sh", path], stdin=payload)
+            argv = ["/bin/sh", "-c", 'cat > "$1"', "sh", path]
+            if self.grading:
+                result = self.sandbox.grader_exec(argv, stdin=payload)
+            else:
+                result = self.sandbox.exec(argv, stdin=payload)
             if result.exit_code != 0:
                 raise PermissionError(f"cannot write {path}: {result.stderr.strip()}") from None
 
@@ -188,9 +195,14 @@ class SandboxSession:
     async def run_command(
         self, command: str, check: bool = True, timeout: float | None = None, **_: Any
     ) -> CommandResult:
-        """Run ``command`` with ``/bin/sh`` in the sandbox (cwd: the variant folder)."""
+        """Run ``command`` with ``/bin/sh`` in the sandbox: during setup as the agent's user
+        in the variant folder; while grading as the grader (``Sandbox.grader_exec``), so
+        nothing the agent planted on a path, an import path or a working folder runs."""
         limit = float(timeout) if timeout else DEFAULT_COMMAND_TIMEOUT_S
-        done = self.sandbox.exec(["/bin/sh", "-c", command], timeout=limit)
+        if self.grading:
+            done = self.sandbox.grader_exec(["/bin/sh", "-c", command], timeout=limit)
+        else:
+            done = self.sandbox.exec(["/bin/sh", "-c", command], timeout=limit)
         result = CommandResult(done.exit_code, done.stdout, done.stderr, done.timed_out)
         if check and not result.success:
             why = f"timed out after {limit:g}s" if done.timed_out else f"return code {done.exit_code}"

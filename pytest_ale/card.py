@@ -14,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import TaskDefinitionError
 
 DEFAULT_TIMEOUT_S = 1800.0
+#: how long the task's ``setup`` and grader may each run, and its import (with ``load()``)
+DEFAULT_GRADER_TIMEOUT_S = 600.0
+DEFAULT_IMPORT_TIMEOUT_S = 60.0
+#: the largest values a card may give: beyond them a number is a typo, not a plan
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_CPUS, MAX_MEMORY_GB, MAX_DISK_GB = 1024.0, 16384.0, 65536.0
 SECONDS = "seconds the agent may run: a number above 0, e.g. 1800"
 TIERS = ("near-term", "full-spectrum", "last-exam")
 
@@ -28,11 +35,26 @@ class VmCard(BaseModel):
     model_config = ConfigDict(extra="allow")
     snapshot: str | None = Field(default=None, description='a machine image name, e.g. "ubuntu-22"')
     machineType: str | None = Field(default=None, description='a machine type, e.g. "e2-standard-4"')
-    timeout: float | None = Field(default=None, gt=0, description=SECONDS)
-    timeout_s: float | None = Field(default=None, gt=0, description=SECONDS)
-    vcpus: float | None = Field(default=None, gt=0, description="a number of CPUs above 0, e.g. 4")
-    memory_gb: float | None = Field(default=None, gt=0, description="GiB of memory above 0, e.g. 8")
-    disk_gb: float | None = Field(default=None, gt=0, description="GiB of disk above 0, e.g. 40")
+    timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description=SECONDS
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description=SECONDS
+    )
+    vcpus: float | None = Field(
+        default=None, gt=0, le=MAX_CPUS, allow_inf_nan=False, description="a number of CPUs above 0, e.g. 4"
+    )
+    memory_gb: float | None = Field(
+        default=None, gt=0, le=MAX_MEMORY_GB, allow_inf_nan=False, description="GiB of memory above 0, e.g. 8"
+    )
+    disk_gb: float | None = Field(
+        default=None, gt=0, le=MAX_DISK_GB, allow_inf_nan=False, description="GiB of disk above 0, e.g. 40"
+    )
+
+    @field_validator("timeout", "timeout_s", "vcpus", "memory_gb", "disk_gb", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _not_bool(value)
 
 
 class TaskCard(BaseModel):
@@ -46,18 +68,51 @@ class TaskCard(BaseModel):
     domain_field: str | None = Field(default=None, alias="domain", description='a string, e.g. "finance"')
     category: str | None = Field(default=None, description='a string, e.g. "finance"')
     tier_field: str | None = Field(default=None, alias="tier", description=f"one of {', '.join(TIERS)}")
-    timeout: float | None = Field(default=None, gt=0, description=SECONDS)
+    timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description=SECONDS
+    )
+    grader_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIMEOUT_S,
+        allow_inf_nan=False,
+        description=f"seconds setup() and evaluate() may each run: a number above 0, "
+        f"default {DEFAULT_GRADER_TIMEOUT_S:g}",
+    )
+    import_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIMEOUT_S,
+        allow_inf_nan=False,
+        description=f"seconds importing main.py (and ALE's load()) may take: a number above 0, "
+        f"default {DEFAULT_IMPORT_TIMEOUT_S:g}",
+    )
     os_field: str | None = Field(default=None, alias="os", description='"linux", "windows" or "macos"')
     gpu_field: bool | None = Field(default=None, alias="gpu", description="true or false")
     licensed_field: bool | None = Field(default=None, alias="licensed", description="true or false")
-    cpus: float | None = Field(default=None, gt=0, description="a number of CPUs above 0, e.g. 2")
-    memory_gb: float | None = Field(default=None, gt=0, description="GiB of memory above 0, e.g. 4")
+    cpus: float | None = Field(
+        default=None, gt=0, le=MAX_CPUS, allow_inf_nan=False, description="a number of CPUs above 0, e.g. 2"
+    )
+    memory_gb: float | None = Field(
+        default=None, gt=0, le=MAX_MEMORY_GB, allow_inf_nan=False, description="GiB of memory above 0, e.g. 4"
+    )
     threshold: float | None = Field(
-        default=None, ge=0, le=1, description="the score that passes, from 0 to 1, e.g. 0.8"
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="the score that passes, from 0 to 1, e.g. 0.8",
     )
     network: bool = Field(default=False, description="true or false")
     tags: list[str] = Field(default_factory=list, description='a list of strings, e.g. ["pdf", "excel"]')
     vm: VmCard | None = Field(default=None, description='an object, e.g. {"snapshot": "ubuntu-22"}')
+
+    @field_validator(
+        "timeout", "grader_timeout", "import_timeout", "cpus", "memory_gb", "threshold", mode="before"
+    )
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _not_bool(value)
 
     @field_validator("os_field")
     @classmethod
@@ -116,6 +171,14 @@ class TaskCard(BaseModel):
         return DEFAULT_TIMEOUT_S
 
     @property
+    def grader_timeout_s(self) -> float:
+        return self.grader_timeout or DEFAULT_GRADER_TIMEOUT_S
+
+    @property
+    def import_timeout_s(self) -> float:
+        return self.import_timeout or DEFAULT_IMPORT_TIMEOUT_S
+
+    @property
     def resources(self) -> dict[str, float | None]:
         vm = self.vm
         return {
@@ -123,6 +186,13 @@ class TaskCard(BaseModel):
             "memory_gb": self.memory_gb or (vm.memory_gb if vm else None),
             "disk_gb": vm.disk_gb if vm else None,
         }
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON ``true`` is no number of seconds or CPUs (pydantic would read it as 1)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
+    return value
 
 
 def load_card(path: Path) -> TaskCard:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .card import MAX_TIMEOUT_S
 from .errors import ConfigError
 
 # (option, ini type, default, help)
@@ -113,7 +114,7 @@ class Settings:
             model=_get(config, "model"),
             trials=_number(_get(config, "trials"), "--ale-trials", int, minimum=1),
             threshold=_optional(_get(config, "threshold"), "--ale-threshold", 0.0, 1.0),
-            timeout=_optional(_get(config, "timeout"), "--ale-timeout", 0.001, None),
+            timeout=_optional(_get(config, "timeout"), "--ale-timeout", 0.001, MAX_TIMEOUT_S),
             output=out if out.is_absolute() else rootdir / out,
             task_lists=[Path(p) for p in _get(config, "task-list") or []],
             data=str(_get(config, "data")) if _get(config, "data") else None,

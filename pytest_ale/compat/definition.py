@@ -13,6 +13,9 @@ The order is ALE's, with the reference held back until the agent is gone:
    session)``; the score is its first element / scalar / ``score`` key. ``evaluate``
    raising is a grader error, never a zero.
 
+All task code runs contained (``taskguard``): the imports and ``load()`` within the card's
+``import_timeout``, ``start()`` and ``evaluate()`` each within its ``grader_timeout``.
+
 Task data lives on the host at ``--ale-data``/``<domain>/<task>/<variant>/``
 (``input/``, ``software/``, ``reference/``); a task whose folder is missing is skipped
 with the path it looked for.
@@ -77,7 +80,7 @@ class AleTask(TaskDefinition):
         self.main_py = folder / "main.py"
         self.data_root = LocalStore(data_root) if isinstance(data_root, Path) else data_root
         self.remote_root = WINDOWS_ROOT if card.os == "windows" else LINUX_ROOT
-        self.collected = TaskModule(self.main_py, self._scope(self.remote_root))
+        self.collected = TaskModule(self.main_py, self._scope(self.remote_root), card.import_timeout_s)
         self._variants = self._read_variants(self._load(self.collected))
         self._trials: dict[str, TrialState] = {}
         self._descriptions: dict[str, str] = {}
@@ -89,7 +92,13 @@ class AleTask(TaskDefinition):
 
     def _load(self, module: TaskModule) -> list[Any]:
         try:
-            tasks = module.call(module.functions.load)
+            tasks = module.call(
+                module.functions.load,
+                what="load()",
+                fault=TaskDefinitionError,
+                limit_s=self.card.import_timeout_s,
+                limit_key="import_timeout",
+            )
         except AleError:
             raise
         except Exception as exc:
@@ -208,7 +217,15 @@ class AleTask(TaskDefinition):
         if start is None:
             return
         try:
-            state.module.call(start, task_cfg, state.session)
+            state.module.call(
+                start,
+                task_cfg,
+                state.session,
+                what="start()",
+                fault=TaskDefinitionError,
+                limit_s=self.card.grader_timeout_s,
+                limit_key="grader_timeout",
+            )
         except AleError:
             raise
         except Exception as exc:
@@ -220,11 +237,21 @@ class AleTask(TaskDefinition):
     def grade(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
         state = self._trials.get(variant) or self._begin(sandbox, variant)
         try:
+            self._replace_output(sandbox, output_dir)
             self._stage_reference(sandbox, variant)
             state.session.grading = True
             task_cfg = self._task_for(state.module, variant)  # ALE calls load() again
             try:
-                value = state.module.call(state.module.functions.evaluate, task_cfg, state.session)
+                value = state.module.call(
+                    state.module.functions.evaluate,
+                    task_cfg,
+                    state.session,
+                    what="evaluate()",
+                    fault=GraderError,
+                    limit_s=self.card.grader_timeout_s,
+                    limit_key="grader_timeout",
+                    worker=True,
+                )
             except AleError:
                 raise
             except Exception as exc:
@@ -242,7 +269,7 @@ class AleTask(TaskDefinition):
         """Import the task afresh for this trial, rooted where the sandbox keeps its data."""
         self._end(variant)
         root = self._sandbox_root(sandbox, self._variant(variant))
-        module = TaskModule(self.main_py, self._scope(root))
+        module = TaskModule(self.main_py, self._scope(root), self.card.import_timeout_s)
         state = TrialState(module, SandboxSession(sandbox, os_type=self.card.os))
         self._trials[variant] = state
         return state
@@ -280,6 +307,18 @@ class AleTask(TaskDefinition):
         if v.index < len(tasks):
             return tasks[v.index]
         raise TaskDefinitionError(f"{self.main_py}: load() no longer returns variant {variant!r}")
+
+    def _replace_output(self, sandbox: Sandbox, output_dir: Path) -> None:
+        """The grader reads the collected copy of ``output/``, put back in its place: what
+        the collection refused (a link to ``../reference/...``, staged a moment later, or to
+        any file outside ``output/``) is not there to be followed."""
+        target = sandbox.path("output")
+        cleared = sandbox.exec(["rm", "-rf", "--", target])
+        if cleared.exit_code != 0:
+            raise StagingError(f"could not clear {target} before grading: {cleared.stderr}")
+        sandbox.stage(sandbox.workdir, {"output": output_dir})
+        if not sandbox.is_dir(target):
+            sandbox.mkdir(target)
 
     def _stage_reference(self, sandbox: Sandbox, variant: str) -> None:
         """Put ``reference/`` into the variant folder: only now, after the fence. Whatever

@@ -12,16 +12,29 @@ itself only sleeps; every command is an exec, as the non-root user ``agent`` unl
 otherwise. Host Unix sockets in ``SandboxSpec.sockets`` (the model gateway's door) are
 bind-mounted at their sandbox paths.
 
+The agent has no capabilities and cannot gain any: the container drops them all
+(``cap_drop=ALL``) but the few root-side tooling needs (``root_caps``: ``CHOWN`` to give
+staged folders to the agent, ``DAC_OVERRIDE`` and ``FOWNER`` so graders and collection
+read, move and remove whatever the agent wrote, whatever its modes), which a uid-1000
+process never holds, and ``no-new-privileges`` makes setuid and file-capability binaries
+inert. An agent user of ``root`` is refused unless ``unsafe_root_agent: true`` (then the
+agent can undo all of this and its scores prove nothing).
+
 A timeout kills the command's whole process tree (an environment marker its children
-inherit); the fence (``kill_all``) kills everything but PID 1 and the keep-alive. Data
-moves as tar streams through the archive API with size caps and per-member checks.
+inherit); the fence (``kill_all``) runs ``kill -9 -1`` as the agent's uid, which no process
+of that uid can leave or outrun; grader commands run as root (``grader_user``) after
+``prepare_grading`` has moved the agent's entries of ``/tmp``, ``/var/tmp`` and ``/dev/shm``
+into a root-only quarantine folder. Data moves as tar streams through the archive API with
+size caps and per-member checks; ``output/`` is collected to disk as a stream, capped by
+``max_output_mb`` and ``max_output_files``.
 Containers are removed when released, on SIGINT/SIGTERM, at exit, and by ``--ale-sweep``
 (expired, or of the given run id). ``--ale-keep`` keeps them and says how to enter.
 
 Preset options (``providers/docker.yaml`` or ``--ale-provider-opt KEY=VALUE``): ``image``,
 ``cpus``, ``memory_gb``, ``pids_limit``, ``network`` (allow it), ``network_mode`` (when
 allowed; default ``bridge``), ``user``, ``uid``/``gid`` (the agent's, for file
-ownership), ``gpu``, ``expiry_s``, ``max_input_mb``, ``max_output_mb``, ``base_url``.
+ownership), ``gpu``, ``expiry_s``, ``max_input_mb``, ``max_output_mb``,
+``max_output_files``, ``root_caps``, ``unsafe_root_agent``, ``base_url``.
 """
 
 import contextlib
@@ -32,8 +45,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ..errors import InfrastructureError
+from ..errors import ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
+from ..staging import DEFAULT_MAX_OUTPUT_FILES
 from .docker_client import (
     EXPIRY_LABEL,
     PROVIDER_LABEL,
@@ -61,6 +75,10 @@ DEFAULTS: dict[str, Any] = {
     "expiry_s": 6 * 3600,
     "max_input_mb": 8192,
     "max_output_mb": 2048,
+    "max_output_files": DEFAULT_MAX_OUTPUT_FILES,
+    #: the capabilities root-side tooling keeps (the agent, uid 1000, never holds any)
+    "root_caps": ["CHOWN", "DAC_OVERRIDE", "FOWNER"],
+    "unsafe_root_agent": False,
     "base_url": None,
     "keep": False,
 }
@@ -76,6 +94,15 @@ class DockerProvider(Provider):
         super().__init__({**DEFAULTS, **dict(options or {})})
         self.options["keep"] = _truthy(self.options.get("keep"))
         self.options["network"] = _truthy(self.options.get("network"))
+        self.options["unsafe_root_agent"] = _truthy(self.options.get("unsafe_root_agent"))
+        root_agent = str(self.options["user"]) in ("root", "0") or int(self.options["uid"]) == 0
+        if root_agent and not self.options["unsafe_root_agent"]:
+            raise ConfigError(
+                "docker provider: the agent must not run as root (user: "
+                f"{self.options['user']}, uid: {self.options['uid']}): it could then undo the "
+                "fence and read or rewrite what grading uses. Use the image's `agent` account "
+                "(the default), or set unsafe_root_agent: true if you accept untrustworthy scores"
+            )
         self._client: Any = None
         self._image_checked = False
         self._ncpu: int | None = None
@@ -162,6 +189,9 @@ class DockerProvider(Provider):
             "mem_limit": memory,
             "memswap_limit": memory,
             "pids_limit": int(self.options["pids_limit"]),
+            "cap_drop": ["ALL"],
+            "cap_add": [str(c).upper().removeprefix("CAP_") for c in self.options["root_caps"] or []],
+            "security_opt": ["no-new-privileges"],
             "network_mode": str(self.options["network_mode"]) if network else "none",
             "mounts": [
                 Mount(target=inside, source=host, type="bind") for inside, host in spec.sockets.items()

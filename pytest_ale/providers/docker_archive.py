@@ -4,12 +4,18 @@ In: every member is checked with the standard library's ``data`` filter (no abso
 names, no ``..``, no links leaving the folder, no devices) and given the owner it should
 have inside the container (the agent's uid for its workspace), in one pass.
 
-Out: Docker returns ``src/.`` as ``./name`` members plus a ``.`` entry; the ``Sandbox``
-interface promises the folder's contents with plain relative names, under a size cap.
+Out: Docker returns folder ``src`` as ``src/name`` members plus a ``src`` entry; the
+``Sandbox`` interface promises the folder's contents with plain relative names, under a
+size cap: ``contents`` in memory, ``stripped`` as a stream (collecting ``output/`` to disk).
+
+A renamed member must lose the PAX ``path`` / ``linkpath`` records it was read with (Docker
+writes them for names over 100 characters): ``tarfile`` writes a member's old PAX records
+in preference to its new name, which put long names back under ``src/``.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import tarfile
 from collections.abc import Iterable, Iterator
@@ -17,6 +23,10 @@ from collections.abc import Iterable, Iterator
 from .. import tarsafe
 from ..errors import StagingError
 from ..staging import tar_stream
+
+#: PAX records that name or own a member: dropped when a member is renamed or re-owned
+_NAME_KEYS = frozenset({"path", "linkpath"})
+_OWNER_KEYS = frozenset({"uid", "gid", "uname", "gname"})
 
 #: where member names are resolved while checking them (never touched on the host)
 _CHECK_ROOT = "/nonexistent-ale-check-root"
@@ -89,6 +99,7 @@ def restamp(
                 if member.offset in bad:
                     continue
                 info = tarsafe.sanitized(member, uid=uid, gid=gid)
+                info.pax_headers = _without(member.pax_headers, _OWNER_KEYS)
                 info.mode = member.mode & 0o777
                 dst.addfile(info, src.extractfile(member) if member.isfile() else None)
 
@@ -113,15 +124,37 @@ def contents(chunks: Iterable[bytes], *, top: str, max_bytes: int) -> bytes:
         tarfile.open(fileobj=reader, mode="r|") as src,
         tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
     ):
-        for member in src:
-            name = _strip(member.name, top)
-            if not name:
-                continue
-            info = member.replace(name=name, deep=False)
-            if member.islnk():
-                info.linkname = _strip(member.linkname, top)
-            dst.addfile(info, src.extractfile(member) if member.isfile() else None)
+        _strip_all(src, dst, top)
     return out.getvalue()
+
+
+def stripped(chunks: Iterable[bytes], *, top: str) -> Iterator[bytes]:
+    """Like ``contents``, as a stream rewritten while it is read (constant memory); the
+    caller caps it (``safe_extract`` counts bytes and members as it extracts)."""
+
+    def produce(dst: tarfile.TarFile) -> None:
+        reader = io.BufferedReader(ChunkReader(chunks), 1 << 20)
+        with tarfile.open(fileobj=reader, mode="r|") as src:
+            _strip_all(src, dst, top)
+
+    return tar_stream(produce)
+
+
+def _strip_all(src: tarfile.TarFile, dst: tarfile.TarFile, top: str) -> None:
+    for member in src:
+        name = _strip(member.name, top)
+        if not name:
+            continue
+        info = copy.copy(member)  # TarInfo.replace is 3.11.4+
+        info.name = name
+        info.pax_headers = _without(member.pax_headers, _NAME_KEYS)
+        if member.islnk():
+            info.linkname = _strip(member.linkname, top)
+        dst.addfile(info, src.extractfile(member) if member.isfile() else None)
+
+
+def _without(pax: dict[str, str], keys: frozenset[str]) -> dict[str, str]:
+    return {k: v for k, v in pax.items() if k not in keys}
 
 
 def _strip(name: str, top: str) -> str:

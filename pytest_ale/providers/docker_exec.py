@@ -1,11 +1,12 @@
 """Running commands in a container through the exec API, with timeouts that really kill.
 
 Each exec carries an environment marker (``ALE_EXEC_ID=<id>``) that its children inherit,
-even after ``setsid``, ``nohup`` or a double fork. On timeout a second exec, as root,
-SIGKILLs every process carrying that marker. The fence (``FENCE``) kills every process in
-the container except PID 1 (``docker-init``), the container's keep-alive process and the
-fence itself. Both are plain POSIX ``sh`` with builtins only, so they fork nothing that
-they could then mistake for a victim.
+even after ``setsid``, ``nohup`` or a double fork. On timeout a second exec, as the same
+user, SIGKILLs every process carrying that marker (what ``env -i`` escapes, the fence
+catches). The fence (``fence_shell.KILL_UID``, run as the agent) kills every process of
+the agent's uid with ``kill -9 -1``, which no process of that uid can leave. All are plain
+POSIX ``sh`` with builtins only, so they fork nothing that they could then mistake for a
+victim.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 MARKER = "ALE_EXEC_ID"
 #: output kept per stream of one exec; the rest is dropped with a note
 MAX_OUTPUT_BYTES = 16 * 1024**2
 
-# The keep-alive is the oldest root-owned child of PID 1 (started before any exec; the
-# agent cannot make root processes). Rounds repeat while anything was killed (forks race us).
-FENCE = r"""
+# Only when the agent runs as root (``unsafe_root_agent``): kill every process but PID 1, the
+# keep-alive and this script. The keep-alive is the oldest root-owned child of PID 1 (started
+# before any exec). Rounds repeat while anything was killed (forks race us): a fork loop can
+# outrun this, which is one reason a root agent is unsafe.
+FENCE_ALL = r"""
 keep=
 for d in /proc/[0-9]*; do
   read -r line 2>/dev/null < "$d/stat" || continue
@@ -102,15 +105,17 @@ def run_exec(
     timeout: float | None,
     on_timeout: Callable[[], None],
     max_stdout: int = MAX_OUTPUT_BYTES,
+    stdout_file: BinaryIO | None = None,
 ) -> ExecOutcome:
     """Run ``argv`` via the exec API; on ``timeout`` call ``on_timeout`` (the killer).
-    Output past ``max_stdout`` (stdout) or ``MAX_OUTPUT_BYTES`` (stderr) is dropped, saying so."""
+    Output past ``max_stdout`` (stdout) or ``MAX_OUTPUT_BYTES`` (stderr) is dropped, saying so.
+    With ``stdout_file``, stdout is written there as it comes (never held in memory)."""
     started = time.monotonic()
     exec_id = api.exec_create(
         container_id, argv, stdout=True, stderr=True, user=user, environment=dict(env), workdir=workdir
     )["Id"]
     stream = api.exec_start(exec_id, stream=True, demux=True)
-    out, err = _Sink(max_stdout), _Sink(MAX_OUTPUT_BYTES)
+    out, err = _Sink(max_stdout, stdout_file), _Sink(MAX_OUTPUT_BYTES)
 
     def pump() -> None:
         for stdout, stderr in stream:
@@ -149,10 +154,11 @@ def _exit_code(api: Any, exec_id: str) -> int:
 
 
 class _Sink:
-    """Collects one output stream up to ``limit`` bytes."""
+    """Collects one output stream up to ``limit`` bytes (in memory, or into ``file``)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, file: BinaryIO | None = None) -> None:
         self.limit = limit
+        self.file = file
         self.parts: list[bytes] = []
         self.size = 0
         self.dropped = 0
@@ -161,7 +167,10 @@ class _Sink:
         if not chunk:
             return
         room = self.limit - self.size
-        if room > 0:
+        if room > 0 and self.file is not None:
+            self.file.write(chunk[:room])
+            self.size += min(room, len(chunk))
+        elif room > 0:
             self.parts.append(chunk[:room])
             self.size += min(room, len(chunk))
         self.dropped += max(0, len(chunk) - max(room, 0))

@@ -1,14 +1,16 @@
 """``DockerSandbox``: one trial's container, driven through the Docker SDK's exec and
 archive APIs (see ``docker.py`` for the provider that makes them).
 
-Commands run as the agent user with an environment marker so a timeout can kill their
-whole tree; the fence kills everything but PID 1 and the keep-alive; tar streams in are
-checked and re-owned, tar streams out are stripped to the folder's contents and capped.
+Commands run as the agent user (uid 1000, no capabilities) with an environment marker so
+a timeout can kill their whole tree; the fence kills every process of the agent's uid
+(``fence_shell``) and counts what is left; grading runs as root after ``prepare_grading``
+quarantined the agent's temporary files. Tar streams in are checked and re-owned (the
+agent's inside its own area until grading starts, root's elsewhere and after); tar streams
+out are stripped to the folder's contents and capped; ``collect`` streams to disk.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import posixpath
@@ -20,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InfrastructureError, StagingError
 from ..sandbox import ExecResult, Sandbox, SandboxSpec
-from ..staging import stream_folders
+from ..staging import ExtractReport, stream_folders
 from .docker_archive import contents, restamp
 from .docker_client import ContainerDiedError
-from .docker_exec import FENCE, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
+from .docker_collect import collect_output
+from .docker_exec import FENCE_ALL, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
+from .fence_shell import COUNT_UID, KILL_UID, QUARANTINE, quarantine_name
 from .tar_shell import archive_result, archive_script
 
 if TYPE_CHECKING:
@@ -44,6 +48,8 @@ MKDIRS_THEN_EXEC = (
 class DockerSandbox(Sandbox):
     """One trial's container."""
 
+    grader_user = "root"
+
     def __init__(self, spec: SandboxSpec, provider: DockerProvider, container_id: str, name: str) -> None:
         super().__init__(spec, spec.workdir, scratch="/tmp")
         self.provider = provider
@@ -56,6 +62,12 @@ class DockerSandbox(Sandbox):
         self.max_input = int(opts["max_input_mb"]) * 1024**2
         self.max_output = int(opts["max_output_mb"]) * 1024**2
         self.max_archive = self.max_output + 1024**2  # an archive out: the cap plus tar headers
+        self.max_output_bytes = self.max_output
+        self.max_output_files = int(opts["max_output_files"])
+        #: the agent is root (``unsafe_root_agent``): fenced by scanning, not by its uid
+        self.root_agent = self.user in ("root", "0") or self.uid == 0
+        #: set by ``prepare_grading``: from then on whatever is staged in is root's
+        self.grading = False
         self.closed = False
         self._oom_seen = 0
         #: folders ``mkdir`` was asked for, made by the next command that needs them
@@ -103,7 +115,7 @@ class DockerSandbox(Sandbox):
             oom_killed=oom,
         )
 
-    def _run(self, argv, user, environment, workdir, timeout, marker=None, max_stdout=MAX_OUTPUT_BYTES):
+    def _run(self, argv, user, environment, workdir, timeout, marker=None, max_stdout=MAX_OUTPUT_BYTES, **kw):
         from docker.errors import APIError
 
         try:
@@ -119,6 +131,7 @@ class DockerSandbox(Sandbox):
                 # another user's /proc/PID/environ, where the marker is
                 on_timeout=lambda: self._sh_as(user, KILL_MARKED, marker or "-"),
                 max_stdout=max_stdout,
+                **kw,
             )
         except APIError as exc:
             raise self._gone(exc) from exc
@@ -142,16 +155,43 @@ class DockerSandbox(Sandbox):
         return count > seen
 
     def kill_all(self) -> int:
-        """The fence: SIGKILL everything but PID 1 and the keep-alive; how many died."""
+        """The fence: ``kill -9 -1`` as the agent's uid (nothing of that uid survives it, not
+        even a fork loop); how many processes it had."""
         if self.closed or not self._running():
             return 0
-        with contextlib.suppress(Exception):
-            if len(self.api.top(self.id, ps_args="-e").get("Processes") or []) <= 2:
-                return 0  # docker-init and the keep-alive only: nothing to fence
-        try:
-            return int(self._root_sh(FENCE) or 0)
-        except ValueError:
+        if self.root_agent:
+            return self._count(self._root_sh(FENCE_ALL))
+        return self._count(self._sh_as(str(self.uid), KILL_UID, str(self.uid)))
+
+    def agent_processes(self) -> int:
+        """Live processes of the agent's uid (counted as root, so the count is not one)."""
+        if self.closed or not self._running():
             return 0
+        if self.root_agent:  # everything but docker-init and the keep-alive is the agent's
+            top = self.api.top(self.id, ps_args="-eo pid,stat").get("Processes") or []
+            return max(0, sum(1 for row in top if not str(row[-1]).startswith("Z")) - 2)
+        return self._count(self._root_sh(COUNT_UID, str(self.uid)), strict=True)
+
+    def _count(self, said: str, strict: bool = False) -> int:
+        try:
+            return int(said.split()[-1])
+        except (ValueError, IndexError):
+            if strict:
+                raise InfrastructureError(f"{self.name}: cannot count agent processes: {said}") from None
+            return 0
+
+    def prepare_grading(self) -> None:
+        """After the fence: move every entry the agent owns in ``/tmp``, ``/var/tmp`` and
+        ``/dev/shm`` into a root-only quarantine folder there; stage root-owned from now on."""
+        self.grading = True
+        self._flush_dirs()
+        script = ["/bin/sh", "-c", QUARANTINE, "ale", str(self.uid), quarantine_name(self.id)]
+        done = self._run(script, "root", {}, "/", 600)
+        if done.exit_code != 0:
+            raise InfrastructureError(
+                f"{self.name}: could not quarantine the agent's temporary files (exit {done.exit_code}): "
+                + done.stderr.decode("utf-8", "replace").strip()
+            )
 
     # -- data --------------------------------------------------------------------------
     def put_archive(self, dest: str, data: bytes | Iterable[bytes]) -> None:
@@ -214,6 +254,12 @@ class DockerSandbox(Sandbox):
         script = ["/bin/sh", "-c", archive_script(src)]
         done = self._run(script, "root", {}, "/", 3600, max_stdout=self.max_archive + 1)
         return self._capped(src, archive_result(self.name, src, done.exit_code, done.stdout, done.stderr))
+
+    def collect(self, src: str, dest: Path) -> ExtractReport:
+        """``src`` (``output/``) into host folder ``dest`` as a stream, never whole in memory,
+        within ``max_output_mb`` and ``max_output_files`` (see ``docker_collect``)."""
+        self._flush_dirs(src)
+        return collect_output(self, src, dest)
 
     def _capped(self, src: str, data: bytes) -> bytes:
         if len(data) > self.max_archive:
@@ -287,7 +333,7 @@ class DockerSandbox(Sandbox):
         self._root_sh('mkdir -p "$1" && chown "$2" "$1"', path, owner)
 
     def _agent_area(self, path: str) -> bool:
-        if self.user in ("root", "0"):
+        if self.root_agent or self.grading:
             return False
         roots = (self.workdir, self.scratch, self.home)
         return any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots)

@@ -2,7 +2,9 @@
 
 A task module is registered in ``sys.modules`` before it runs (dataclasses need that),
 its own folder is importable while it loads, and helper modules it imported from its own
-folder are dropped afterwards, so two tasks' ``helpers.py`` never collide.
+folder are dropped afterwards, so two tasks' ``helpers.py`` never collide. The module runs
+contained (``taskguard``): ``os._exit``, ``sys.exit``, a fork or a hang at import is that
+task's ``TaskDefinitionError``, never the end of the run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
+from .card import DEFAULT_IMPORT_TIMEOUT_S
 from .errors import TaskDefinitionError
+from .taskguard import run_task_code
 
 
 def module_name_for(path: Path, prefix: str = "ale_task") -> str:
@@ -31,12 +35,15 @@ def import_task_module(
     extra_paths: Iterable[Path] = (),
     isolate: Iterable[Path] = (),
     prefix: str = "ale_task",
+    limit_s: float = DEFAULT_IMPORT_TIMEOUT_S,
+    root: Path | None = None,
 ) -> ModuleType:
     """Execute ``main_py`` as a fresh module; errors name the file, line and fix.
 
     ``extra_paths`` go on ``sys.path`` for good (shared helper packages); the task's own
     folder and ``isolate`` folders are on it only while the module loads, and modules
-    loaded from them are removed from ``sys.modules`` afterwards.
+    loaded from them are removed from ``sys.modules`` afterwards. The import may take
+    ``limit_s`` seconds (the card's ``import_timeout``); ``root`` holds the task's files.
     """
     name = module_name_for(main_py, prefix)
     if name in sys.modules:
@@ -54,18 +61,33 @@ def import_task_module(
     sys.modules[name] = module
     sys.path[:0] = temporary
     try:
-        spec.loader.exec_module(module)
+        run_task_code(
+            spec.loader.exec_module,
+            module,
+            main_py=main_py,
+            what="importing it",
+            fault=TaskDefinitionError,
+            limit_s=limit_s,
+            limit_key="import_timeout",
+            root=root,
+        )
     except SyntaxError as exc:
         sys.modules.pop(name, None)
         raise TaskDefinitionError(
             f"{exc.filename or main_py}:{exc.lineno}: syntax error: {exc.msg}; fix the Python syntax"
         ) from None
+    except TaskDefinitionError:  # the guard's: an exit, a fork or a hang
+        sys.modules.pop(name, None)
+        raise
     except Exception as exc:
         sys.modules.pop(name, None)
         raise TaskDefinitionError(
             f"{main_py}: importing it raised {type(exc).__name__}: {exc}\n"
             f"{_user_traceback(exc, main_py)}fix the error above (imports run at collection)"
         ) from None
+    except BaseException:  # a real Ctrl-C: the run stops, without a half-imported module
+        sys.modules.pop(name, None)
+        raise
     finally:
         for entry in temporary:
             if entry in sys.path:

@@ -12,6 +12,8 @@ A native ``main.py`` defines::
 
 ``evaluate`` runs on the host: ``output_dir`` is the agent's collected ``output/``,
 ``reference_dir`` the task's hidden ``reference/`` (which never enters the sandbox).
+All of the module's code runs contained (``taskguard``): the import within the card's
+``import_timeout``, ``setup`` and ``evaluate`` each within its ``grader_timeout``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .loader import import_task_module
 from .sandbox import Sandbox
 from .scoring import Grade, to_grade
 from .task import TaskData, TaskDefinition
+from .taskguard import run_task_code
 
 
 class NativeTask(TaskDefinition):
@@ -50,7 +53,7 @@ class NativeTask(TaskDefinition):
 
     @classmethod
     def load(cls, folder: Path, card: TaskCard) -> NativeTask:
-        return cls(folder, card, import_task_module(folder / "main.py"))
+        return cls(folder, card, import_task_module(folder / "main.py", limit_s=card.import_timeout_s))
 
     def _required_callable(self, name: str, signature: str) -> Callable[..., Any]:
         func = getattr(self.module, name, None)
@@ -78,7 +81,17 @@ class NativeTask(TaskDefinition):
 
     def instruction(self, variant: str) -> str:
         source = getattr(self.module, "instruction", None) or getattr(self.module, "INSTRUCTION", None)
-        text = (source(variant) if _arity(source) else source()) if callable(source) else source
+        text = source
+        if callable(source):
+            try:
+                text = self._run(source, *[variant][: _arity(source)], what="instruction()")
+            except TaskDefinitionError:
+                raise
+            except Exception as exc:
+                raise TaskDefinitionError(
+                    f"{self.main_py}: instruction() raised {type(exc).__name__}: {exc}\n"
+                    f"{_task_frames(exc, self.folder)}fix the task's instruction function"
+                ) from None
         if not isinstance(text, str) or not text.strip():
             raise TaskDefinitionError(
                 f"{self.main_py}: the instruction is empty or missing; set INSTRUCTION = "
@@ -104,7 +117,9 @@ class NativeTask(TaskDefinition):
         if self._setup is None:
             return
         try:
-            self._setup(sandbox)
+            self._run(self._setup, sandbox, what="setup()")
+        except TaskDefinitionError:
+            raise
         except Exception as exc:
             raise TaskDefinitionError(
                 f"{self.main_py}: setup() raised {type(exc).__name__}: {exc}\n"
@@ -115,7 +130,9 @@ class NativeTask(TaskDefinition):
         reference = self.data(variant).reference or self.folder / "reference"
         args: list[Any] = [output_dir, reference, sandbox]
         try:
-            value = self._evaluate(*args[: _arity(self._evaluate, 3)])
+            value = self._run(self._evaluate, *args[: _arity(self._evaluate, 3)], what="evaluate()")
+        except GraderError:
+            raise
         except Exception as exc:
             raise GraderError(
                 f"{self.main_py}: evaluate() raised {type(exc).__name__}: {exc}\n"
@@ -123,6 +140,21 @@ class NativeTask(TaskDefinition):
                 "when the output is wrong or missing (return 0.0 with an explanation)"
             ) from exc
         return to_grade(value, where=f"{self.main_py}: evaluate()")
+
+    def _run(self, func: Callable[..., Any], *args: Any, what: str) -> Any:
+        """Call the task's ``func`` contained: ``evaluate()`` in a worker thread and ``setup()``
+        here, each within the card's ``grader_timeout``; ``instruction()`` within ``import_timeout``."""
+        grading, quick = what == "evaluate()", what == "instruction()"
+        return run_task_code(
+            func,
+            *args,
+            main_py=self.main_py,
+            what=what,
+            fault=GraderError if grading else TaskDefinitionError,
+            limit_s=self.card.import_timeout_s if quick else self.card.grader_timeout_s,
+            limit_key="import_timeout" if quick else "grader_timeout",
+            worker=grading,
+        )
 
 
 def _arity(func: Callable[..., Any], most: int = 1) -> int:

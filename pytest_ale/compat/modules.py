@@ -12,7 +12,9 @@ own ``scripts/`` folder. ``task_scope`` makes every import and call of one task 
   task: modules loaded from the tree are dropped when the scope ends, so the next scope
   imports them afresh (with its own environment) and ``score_outputs`` never collides.
 
-``TaskModule`` imports a ``main.py`` inside such a scope and finds its three functions.
+``TaskModule`` imports a ``main.py`` inside such a scope and finds its three functions;
+the import and every call run contained (``taskguard``: exits, forks, leftover processes
+and hangs become the task's error).
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TaskDefinitionError
+from ..card import DEFAULT_IMPORT_TIMEOUT_S
+from ..errors import AleError, TaskDefinitionError
 from ..loader import import_task_module, module_name_for
+from ..taskguard import run_task_code
 from .shim import TAG, ensure_cua_bench
 
 _counter = itertools.count(1)
@@ -149,14 +153,15 @@ class TaskFunctions:
 class TaskModule:
     """One import of an ALE ``main.py`` under a given scope (environment and tree)."""
 
-    def __init__(self, main_py: Path, scope: Scope) -> None:
+    def __init__(self, main_py: Path, scope: Scope, import_limit_s: float = DEFAULT_IMPORT_TIMEOUT_S) -> None:
         self.main_py = main_py
         self.scope = scope
+        self.root = scope.tasks_dir or main_py.parent
         digest = hashlib.sha1(repr(sorted(scope.env.items())).encode()).hexdigest()[:8]
         prefix = f"{MODULE_PREFIX}{next(_counter)}_{digest}"
         self.name = module_name_for(main_py, prefix)
         with task_scope(scope, keep=self.name):
-            self.module = import_task_module(main_py, prefix=prefix)
+            self.module = import_task_module(main_py, prefix=prefix, limit_s=import_limit_s, root=self.root)
         self.functions = find_functions(self.module, main_py)
 
     @contextlib.contextmanager
@@ -164,10 +169,32 @@ class TaskModule:
         with task_scope(self.scope, keep=self.name):
             yield
 
-    def call(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Call one of the task's functions (sync or async) inside its scope."""
+    def call(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        what: str,
+        fault: type[AleError],
+        limit_s: float,
+        limit_key: str,
+        worker: bool = False,
+    ) -> Any:
+        """Call one of the task's functions (sync or async) inside its scope, contained:
+        ``what`` names it in errors, ``fault`` is the error kind, ``limit_s`` its time (the
+        card's ``limit_key``); with ``worker`` it runs in a worker thread (graders)."""
         with self.scoped():
-            return run_maybe_async(func, *args)
+            return run_task_code(
+                run_maybe_async,
+                func,
+                *args,
+                main_py=self.main_py,
+                what=what,
+                fault=fault,
+                limit_s=limit_s,
+                limit_key=limit_key,
+                worker=worker,
+                root=self.root,
+            )
 
     def discard(self) -> None:
         """Forget this import (its module leaves ``sys.modules``)."""

@@ -45,8 +45,13 @@ class TrialResult:
     warnings: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
+    #: every prompt token, cached ones included (the same meaning for every vendor)
     input_tokens: int = 0
     output_tokens: int = 0
+    #: the parts of ``input_tokens`` read from / written to the prompt cache
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    #: ``cache_read_tokens + cache_write_tokens`` (kept for older readers)
     cache_tokens: int = 0
     cost_usd: float = 0.0
     artifacts: str | None = None
@@ -80,6 +85,8 @@ class TrialResult:
             ("ale_duration_s", round(self.duration_s, 3)),
             ("ale_input_tokens", self.input_tokens),
             ("ale_output_tokens", self.output_tokens),
+            ("ale_cache_read_tokens", self.cache_read_tokens),
+            ("ale_cache_write_tokens", self.cache_write_tokens),
             ("ale_cost_usd", round(self.cost_usd, 6)),
         ]
         if self.model:

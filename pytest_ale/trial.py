@@ -194,7 +194,9 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
             plan.provider.release(sandbox)
 
 
-def _run_agent(plan: TrialPlan, sandbox: Sandbox, phases: dict[str, float]) -> AgentResult:
+def _run_agent(
+    plan: TrialPlan, sandbox: Sandbox, phases: dict[str, float], result: TrialResult | None = None
+) -> AgentResult:
     context = AgentContext(
         instruction=plan.task.instruction(plan.variant),
         timeout_s=plan.timeout_s,
@@ -208,9 +210,15 @@ def _run_agent(plan: TrialPlan, sandbox: Sandbox, phases: dict[str, float]) -> A
     with _phase(plan, phases, "agent"):
         try:
             return plan.agent.run(sandbox, context)
-        except AleError:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            # a run that raised keeps its books: the usage it spent, its log and trajectory
+            partial = plan.agent.partial_result(plan.test_id)
+            if partial is not None:
+                if result is not None:
+                    _absorb_agent(result, partial)
+                _save_logs(plan, partial)
+            if isinstance(exc, AleError) or not isinstance(exc, Exception):
+                raise
             raise InfrastructureError(
                 f"harness {plan.agent.label!r} crashed: {type(exc).__name__}: {exc}"
             ) from exc
@@ -224,6 +232,8 @@ def _absorb_agent(result: TrialResult, agent: AgentResult) -> None:
     usage = agent.usage
     result.input_tokens = usage.input_tokens
     result.output_tokens = usage.output_tokens
+    result.cache_read_tokens = usage.cache_read_tokens
+    result.cache_write_tokens = usage.cache_write_tokens
     result.cache_tokens = usage.cache_read_tokens + usage.cache_write_tokens
     result.cost_usd = usage.cost_usd
     result.extra_properties.update(agent.properties)

@@ -8,6 +8,7 @@ harnesses, ``oracle``, ``noop`` and ``command`` all share this shape.
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,16 @@ if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
 
+#: guards every agent's kept partial results (trials run on many threads)
+_PARTIALS_LOCK = threading.Lock()
+
+
 @dataclass
 class Usage:
-    """Model usage of one trial, filled by harnesses that talk to a model."""
+    """Model usage of one trial, filled by harnesses that talk to a model. ``input_tokens``
+    counts every prompt token, cached ones included; ``cache_read_tokens`` and
+    ``cache_write_tokens`` are the parts of it read from and written to the prompt cache
+    (the same meaning for every vendor, see ``gateway.wire.TokenUsage``)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -89,6 +97,19 @@ class Agent(abc.ABC):
 
     def version(self) -> str | None:
         return self.options.get("version")
+
+    def keep_partial(self, trial_id: str, result: AgentResult) -> None:
+        """Keep what a run of ``trial_id`` that is about to raise has to show for itself
+        (the model usage it spent, its log and trajectory), for ``partial_result``."""
+        with _PARTIALS_LOCK:
+            self.__dict__.setdefault("_partials", {})[trial_id] = result
+
+    def partial_result(self, trial_id: str) -> AgentResult | None:
+        """What a run of ``trial_id`` that raised left behind: its model usage (tokens,
+        cost, requests), log, trajectory and properties, so an error trial keeps its books.
+        Handed over once; ``None`` when the run kept nothing (or did not raise)."""
+        with _PARTIALS_LOCK:
+            return self.__dict__.get("_partials", {}).pop(trial_id, None)
 
 
 def run_script(

@@ -15,10 +15,12 @@ the host and copy it in; ``never``; ``npm``: always copy the pinned version in),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,8 +29,8 @@ from ..errors import AleError, ConfigError, InfrastructureError
 from ..gateway import runtime
 from ..gateway.launcher import PLACEHOLDER
 from ..gateway.trials import TrialState
-from ..sandbox import Sandbox
-from ..trajectory import AgentInfo, FinalMetrics, StepMetrics, Trajectory
+from ..sandbox import ExecResult, Sandbox
+from ..trajectory import AgentInfo, FinalMetrics, Step, StepMetrics, Trajectory
 from .base import Agent, AgentContext, AgentResult, Usage
 
 GATEWAY_SOCKET = "/ale/gateway.sock"
@@ -100,61 +102,106 @@ class CLIHarness(Agent):
         missing = gateway.missing_key(self.model_provider)
         if missing:  # say so now, not after the CLI has retried a 401 for minutes
             raise ConfigError(f"agent {self.label!r}: {missing}")
+        trial_id = sandbox.spec.trial_id
         trial = gateway.open_trial(
-            sandbox.spec.trial_id, task=context.task_name, on_stop=sandbox.kill_all
+            trial_id, task=context.task_name, on_stop=sandbox.kill_all, timeout_s=context.timeout_s
         )
         model = context.model or self.model or self.default_model
         try:
-            launch = self.launch(context, self._command, trial.token, model)
-            launch.argv += self.extra_args
-            launch.env.update(self.extra_env)
-            scratch = sandbox.scratch.rstrip("/")
-            log_path = f"{scratch}/ale-{self.name}.jsonl"
-            spec = {
-                "socket": sandbox.socket_paths[GATEWAY_SOCKET],
-                "argv": launch.argv,
-                "env": launch.env,
-                "files": launch.files,
-                "cwd": context.workdir,
-                "log": log_path,
-            }
-            sandbox.write_text(f"{scratch}/ale-launcher.py", LAUNCHER.read_text(encoding="utf-8"))
-            sandbox.write_text(f"{scratch}/ale-launch.json", json.dumps(spec))
-            done = sandbox.exec(
-                ["python3", f"{scratch}/ale-launcher.py", f"{scratch}/ale-launch.json"],
-                timeout=context.timeout_s,
-                env=context.env,
-                cwd=context.workdir,
-            )
-        finally:
+            done = self._launch(sandbox, context, trial, model)
+        except BaseException as exc:  # the sandbox failed under the run: keep what it spent
             gateway.close_trial(trial)
-        redact = gateway.redact
-        stdout, stderr = redact(done.stdout), redact(done.stderr)
+            self._keep_what_was_spent(trial_id, context, trial, model, exc)
+            raise
+        gateway.close_trial(trial)
+        result = self._result(done, context, trial_id, trial, model)
+        problem = _problem(trial)
+        if problem is not None:  # the gateway's fault, not the agent's: an error, figures kept
+            (context.artifacts / "agent.log").write_text(result.log, encoding="utf-8", errors="replace")
+            self.keep_partial(trial_id, result)
+            raise problem
+        return result
+
+    def _launch(self, sandbox: Sandbox, context: AgentContext, trial: TrialState, model: str) -> ExecResult:
+        """Run the CLI once behind the launcher (relay, config files, stop watch)."""
+        launch = self.launch(context, self._command, trial.token, model)
+        launch.argv += self.extra_args
+        launch.env.update(self.extra_env)
+        scratch = sandbox.scratch.rstrip("/")
+        spec = {
+            "socket": sandbox.socket_paths[GATEWAY_SOCKET],
+            "argv": launch.argv,
+            "env": launch.env,
+            "files": launch.files,
+            "cwd": context.workdir,
+            "log": f"{scratch}/ale-{self.name}.jsonl",
+            "token": trial.token,  # the launcher's stop watch (already in the CLI's env)
+        }
+        sandbox.write_text(f"{scratch}/ale-launcher.py", LAUNCHER.read_text(encoding="utf-8"))
+        sandbox.write_text(f"{scratch}/ale-launch.json", json.dumps(spec))
+        return sandbox.exec(
+            ["python3", f"{scratch}/ale-launcher.py", f"{scratch}/ale-launch.json"],
+            timeout=context.timeout_s,
+            env=context.env,
+            cwd=context.workdir,
+        )
+
+    def _result(
+        self,
+        done: ExecResult | None,
+        context: AgentContext,
+        trial_id: str,
+        trial: TrialState,
+        model: str,
+        failure: BaseException | None = None,
+    ) -> AgentResult:
+        """The run's result from the gateway's books (always) and the CLI's log (when it
+        ran to an end); saves ``gateway.json`` / ``gateway.jsonl`` beside the trial."""
+        redact = runtime.gateway().redact
+        if done is not None:
+            stdout, stderr = redact(done.stdout), redact(done.stderr)
+            log = stdout + ("\n--- stderr ---\n" + stderr if stderr.strip() else "")
+        else:
+            stdout = ""
+            log = redact(f"(the harness run did not finish: {type(failure).__name__}: {failure})")
         result = AgentResult(
-            exit_code=None if done.timed_out else done.exit_code,
-            timed_out=done.timed_out,
-            oom=done.oom_killed,
-            log=stdout + ("\n--- stderr ---\n" + stderr if stderr.strip() else ""),
+            exit_code=None if done is None or done.timed_out else done.exit_code,
+            timed_out=bool(done and done.timed_out),
+            oom=bool(done and done.oom_killed),
+            log=log,
             version=self.version(),
-            duration_s=done.duration_s,
+            duration_s=done.duration_s if done is not None else time.time() - trial.opened,
             usage=_usage(trial),
             budget_exceeded=trial.budget_exceeded,
             properties={"ale_model_requests": trial.meter.requests},
         )
         if trial.rate_limit_retries:
             result.properties["ale_rate_limit_retries"] = trial.rate_limit_retries
+        if trial.stopped:
+            result.properties["ale_gateway_stop"] = trial.halted
         self._save_gateway_log(context.artifacts, trial, redact)
-        result.trajectory = self._trajectory(stdout, context.instruction, sandbox.spec.trial_id, model, trial)
-        _raise_for(trial, context.artifacts, result)
+        note = log if done is None else None
+        if trial.stopped:
+            note = f"the model gateway stopped the agent ({trial.halted}): {trial.stopped}"
+        result.trajectory = self._trajectory(stdout, context.instruction, trial_id, model, trial, note)
         return result
+
+    def _keep_what_was_spent(
+        self, trial_id: str, context: AgentContext, trial: TrialState, model: str, failure: BaseException
+    ) -> None:
+        """On the way out of a run that raised: keep its partial result (never masking why)."""
+        with contextlib.suppress(Exception):
+            self.keep_partial(trial_id, self._result(None, context, trial_id, trial, model, failure))
 
     # -- helpers ---------------------------------------------------------------------------
     def _trajectory(
-        self, log: str, instruction: str, session: str, model: str, trial: TrialState
+        self, log: str, instruction: str, session: str, model: str, trial: TrialState, note: str | None
     ) -> dict[str, Any]:
         info = AgentInfo(name=self.name, version=self.version() or "unknown", model_name=model)
         trajectory = self.convert(log, session, info, instruction)
         _step_metrics(trajectory, trial.events)
+        if note:  # why the run ended short: the last step says so
+            trajectory.steps.append(Step(step_id=len(trajectory.steps) + 1, source="system", message=note))
         usage = trial.meter.usage
         trajectory.final_metrics = FinalMetrics(
             total_prompt_tokens=usage.input_tokens,
@@ -242,8 +289,8 @@ def _usage(trial: TrialState) -> Usage:
     )
 
 
-def _raise_for(trial: TrialState, artifacts: Path, result: AgentResult) -> None:
-    """Gateway faults are not the agent's: report them as errors, keeping the log."""
+def _problem(trial: TrialState) -> AleError | None:
+    """A gateway fault (not the agent's) to report as the trial's error, if any."""
     problem: AleError | None = None
     if trial.divergence:
         problem = ReplayDivergence(trial.divergence)
@@ -251,6 +298,4 @@ def _raise_for(trial: TrialState, artifacts: Path, result: AgentResult) -> None:
         problem = ConfigError(f"model gateway: {trial.config_error}")
     elif trial.upstream_failure:
         problem = InfrastructureError(f"model gateway: {trial.upstream_failure}")
-    if problem is not None:
-        (artifacts / "agent.log").write_text(result.log, encoding="utf-8", errors="replace")
-        raise problem
+    return problem

@@ -84,9 +84,7 @@ class CodexAgent(CLIHarness):
                     )
                 turn_steps = []
             elif kind in ("turn.failed", "error"):
-                error = event.get("error") or {}
-                message = error.get("message") if isinstance(error, dict) else event.get("message")
-                steps.add("system", f"codex {kind}: {message or ''}".strip())
+                steps.add("system", f"codex {kind}: {_error_text(event)}".strip())
         return steps.trajectory(session_id, agent)
 
 
@@ -122,6 +120,16 @@ def _item_step(steps: StepsBuilder, item: dict[str, Any], reasoning: str) -> Any
     if kind == "error":
         return steps.add("system", str(item.get("message") or ""))
     return None
+
+
+def _error_text(event: dict[str, Any]) -> str:
+    """The text of a Codex ``error`` (``{"message": ...}``) or ``turn.failed``
+    (``{"error": {"message": ...}}``) event, whichever shape it has."""
+    error = event.get("error")
+    if isinstance(error, dict):
+        error = error.get("message") or json.dumps(error, sort_keys=True)
+    text = event.get("message") or error
+    return "" if text is None else str(text)
 
 
 def _events(log: str) -> list[dict[str, Any]]:

@@ -17,11 +17,34 @@ DEFAULT_UPSTREAMS = {
 
 @dataclass
 class RetryPolicy:
-    """Upstream 429/5xx retries: how many, first backoff, longest wait."""
+    """Upstream 429/5xx retries: how many, first backoff, longest wait; and when to give up.
+
+    One model request may spend at most ``give_up`` of the trial's agent timeout on a
+    failing upstream (retries, waits, silence), and no more than ``read_timeout_s`` of
+    silence from it. Past either the gateway gives up: the trial is stopped and ends as
+    an infrastructure error, never as the agent's timeout.
+    """
 
     retries: int = 5
     base_s: float = 0.5
     max_wait_s: float = 60.0
+    #: share of the agent's timeout one failing request may take before the trial is stopped
+    give_up: float = 0.25
+    #: longest silence (no headers, no next chunk) from the upstream, in seconds
+    read_timeout_s: float = 300.0
+    #: the give-up bound when the agent's timeout is not known
+    default_bound_s: float = 600.0
+
+    def bound_s(self, agent_timeout_s: float | None) -> float:
+        """Seconds one failing request may take, for an agent given ``agent_timeout_s``."""
+        if agent_timeout_s and agent_timeout_s > 0:
+            return self.give_up * agent_timeout_s
+        return self.default_bound_s
+
+    def read_timeout_for(self, agent_timeout_s: float | None) -> float:
+        """The silence allowed from the upstream: never past the give-up bound, so always
+        below the agent's own timeout."""
+        return min(self.read_timeout_s, self.bound_s(agent_timeout_s))
 
 
 @dataclass

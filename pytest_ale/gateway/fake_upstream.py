@@ -2,9 +2,11 @@
 
 It serves every wire format from a scripted model (tasks found by their ``match`` text,
 since a real API knows nothing of trials), insists on the expected real key, can answer
-the first N requests with 429 + ``retry-after`` (to exercise retries), and counts what it
-saw. With ``fixed=True`` it answers every request with the same small reply, which is
-what the gateway benchmark measures against.
+the first N requests with 429 + ``retry-after`` (to exercise retries), fail or hang for
+good after N answers (to exercise giving up), report prompt-cache use in each vendor's
+own way (``cache_read`` / ``cache_write``), and counts what it saw and what it billed.
+With ``fixed=True`` it answers every request with the same small reply, which is what the
+gateway benchmark measures against.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ class FakeUpstream:
     fail_status: int = 429
     retry_after: float = 0.1
     fixed: bool = False
+    #: after this many answers, answer every request with ``fail_status`` for good
+    fail_after: int | None = None
+    #: after this many answers, never answer again (the connection stays open)
+    hang_after: int | None = None
+    #: prompt tokens each answer reports as read from / written to the prompt cache
+    cache_read: int = 0
+    cache_write: int = 0
+    #: what the answers billed, in the gateway's meaning (``TokenUsage``): prompt tokens
+    #: with cached ones included, and the cached parts
+    billed: TokenUsage = field(default_factory=TokenUsage)
     requests: int = 0
     rejected_keys: list[str] = field(default_factory=list)
     #: the credential each request carried ('' when none)
@@ -39,6 +51,7 @@ class FakeUpstream:
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
+    _closing: asyncio.Event | None = None
 
     def start(self) -> FakeUpstream:
         ready: Future[str] = Future()
@@ -54,6 +67,7 @@ class FakeUpstream:
         self._loop.run_forever()
 
     async def _startup(self) -> str:
+        self._closing = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -67,6 +81,8 @@ class FakeUpstream:
         loop, self._loop = self._loop, None
         if loop is None:
             return
+        if self._closing is not None:
+            loop.call_soon_threadsafe(self._closing.set)
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
@@ -84,9 +100,20 @@ class FakeUpstream:
         if self.key is not None and given != self.key:
             self.rejected_keys.append(given)
             return web.json_response(error_body(401, "authentication_error", "invalid x-api-key"), status=401)
-        if self.failures_sent < self.fail_first:
+        if self.hang_after is not None and self.requests >= self.hang_after:
             self.failures_sent += 1
-            body = error_body(self.fail_status, "rate_limit_error", "slow down")
+            assert self._closing is not None
+            await self._closing.wait()  # until stop(): a hung upstream
+        if self.failures_sent < self.fail_first or (
+            self.fail_after is not None and self.requests >= self.fail_after
+        ):
+            self.failures_sent += 1
+            limited = self.fail_status == 429
+            body = error_body(
+                self.fail_status,
+                "rate_limit_error" if limited else "api_error",
+                "slow down" if limited else f"fake upstream failing with HTTP {self.fail_status}",
+            )
             return web.json_response(
                 body, status=self.fail_status, headers={"retry-after": str(self.retry_after)}
             )
@@ -104,5 +131,10 @@ class FakeUpstream:
                 input_tokens=estimate_tokens(json.dumps(fmt.conversation(body))),
                 output_tokens=estimate_tokens(reply.text + json.dumps([c.arguments for c in reply.calls])),
             )
+        # cache writes are Anthropic's alone: elsewhere those tokens are plain prompt tokens
+        write = self.cache_write if fmt.provider == "anthropic" else 0
+        usage.input_tokens += self.cache_read + self.cache_write
+        usage.cache_read_tokens, usage.cache_write_tokens = self.cache_read, write
+        self.billed.add(usage)
         content_type, data = fmt.render(reply, model, usage, stream)
         return web.Response(body=data, content_type=content_type)

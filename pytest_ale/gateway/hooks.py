@@ -26,6 +26,15 @@ OPTIONS: list[tuple[str, str]] = [
     ("prices", "extra model price table YAML FILE (USD per million tokens)"),
     ("upstream-retries", "retries of an upstream 429/5xx or refused connection (default 5)"),
     ("upstream-max-wait", "longest wait between retries in seconds (default 60)"),
+    (
+        "upstream-give-up",
+        "share of the agent's timeout one failing upstream request may take (retries, waits, "
+        "silence) before the trial is stopped as an infrastructure error (default 0.25)",
+    ),
+    (
+        "upstream-timeout",
+        "longest silence from an upstream in seconds (default 300; never past the give-up share)",
+    ),
     *[(f"upstream-{p}", f"{p} API base URL (default {url})") for p, url in DEFAULT_UPSTREAMS.items()],
 ]
 
@@ -80,6 +89,16 @@ def gateway_config(config: pytest.Config) -> GatewayConfig:
         retry.retries = retries
     if (wait := number("upstream-max-wait", float)) is not None:
         retry.max_wait_s = wait
+    if (give_up := number("upstream-give-up", float)) is not None:
+        if not 0 < give_up < 1:
+            raise ConfigError(
+                f"--ale-upstream-give-up must be a share of the agent's timeout, 0 < F < 1, not {give_up}"
+            )
+        retry.give_up = give_up
+    if (silence := number("upstream-timeout", float)) is not None:
+        if silence <= 0:
+            raise ConfigError("--ale-upstream-timeout must be a positive number of seconds")
+        retry.read_timeout_s = silence
     return GatewayConfig(
         scripted=scripted,
         record=path("record"),

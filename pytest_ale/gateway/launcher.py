@@ -8,15 +8,23 @@ the harness's config files and runs the CLI (stdin closed), with ``@ALE_BASE_URL
 files, environment and arguments replaced by that URL (and a leading ``~/`` in file
 paths and values by the sandbox HOME), teeing the CLI's stdout to a log
 file. The relay lives in this process, so it ends with the agent's process tree.
+
+With a ``token`` in the spec it also long-polls the gateway's ``/ale/stop``: when the
+gateway stops the trial (budget, a refused key, a failing upstream), it kills the CLI's
+process group (TERM, then KILL) and exits, whatever the provider's own ``kill_all`` can
+reach; the reason goes to stderr, so into the agent's log.
 """
 
 import contextlib
+import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 PLACEHOLDER = "@ALE_BASE_URL@"
 
@@ -72,6 +80,44 @@ def start_relay(socket_path):
     return "http://127.0.0.1:{}".format(server.getsockname()[1])  # noqa: UP032 - any python3
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        http.client.HTTPConnection.__init__(self, "ale-gateway")
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.unix_path)
+
+
+def watch_stop(socket_path, token, proc):
+    """Wait for the gateway to stop the trial; then end the CLI's process group and exit."""
+    try:
+        connection = UnixHTTPConnection(socket_path)
+        connection.request("GET", "/ale/stop", headers={"x-api-key": token})
+        answer = connection.getresponse()
+        reason = answer.read().decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return
+    if answer.status != 200 or proc.poll() is not None:
+        return
+    sys.stderr.write("ale launcher: the model gateway stopped the agent: {}\n".format(reason))  # noqa: UP032
+    sys.stderr.flush()
+    STOPPING.set()
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 3.0)):
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + wait
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    os._exit(STOPPED)  # the CLI's stdout may still be held open by something it left
+
+
+#: the launcher's exit status when the gateway stopped the agent
+STOPPED = 125
+STOPPING = threading.Event()
+
+
 def main():
     with open(sys.argv[1], encoding="utf-8") as fh:
         spec = json.load(fh)
@@ -91,14 +137,24 @@ def main():
     argv = [fill(a) for a in spec["argv"]]
     with open(spec["log"], "wb") as log:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, cwd=spec.get("cwd"), env=env
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            cwd=spec.get("cwd"),
+            env=env,
+            start_new_session=bool(spec.get("token")),
         )
+        if spec.get("token"):
+            watcher = threading.Thread(target=watch_stop, args=(spec["socket"], spec["token"], proc))
+            watcher.daemon = True
+            watcher.start()
         for line in proc.stdout:
             log.write(line)
             log.flush()
             sys.stdout.buffer.write(line)
             sys.stdout.buffer.flush()
-        return proc.wait()
+        code = proc.wait()
+        return STOPPED if STOPPING.is_set() else code
 
 
 if __name__ == "__main__":

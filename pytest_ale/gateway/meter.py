@@ -31,7 +31,7 @@ class Price(BaseModel):
         read = self.input if self.cache_read is None else self.cache_read
         write = self.input if self.cache_write is None else self.cache_write
         return (
-            usage.input_tokens * self.input
+            usage.uncached_input_tokens * self.input
             + usage.output_tokens * self.output
             + usage.cache_read_tokens * read
             + usage.cache_write_tokens * write

@@ -5,6 +5,10 @@ Each request carries a per-trial token (``x-api-key``, ``Authorization: Bearer``
 ``x-goog-api-key`` or ``?key=``). The gateway finds the trial, then answers from the
 scripted model, from the trial's cassette (replay), or by forwarding upstream with the
 real key (optionally recording); it meters every answer and enforces the trial's budget.
+
+A trial's first stop reason (budget, a refused key, an upstream that fails or hangs past
+its bound, a replay divergence) halts it: later requests are refused at once, and the
+harness is stopped (``stops.py``).
 """
 
 from __future__ import annotations
@@ -32,11 +36,20 @@ from .config import DEFAULT_UPSTREAMS, GatewayConfig
 from .keys import Keys, Redactor, key_names, load_keys
 from .meter import Meter, PriceTable
 from .scripted import ScriptedModel
+from .stops import STOP_PATH, Stops
 from .trials import TrialState
 from .wire import TokenUsage, WireFormat, detect, error_body, estimate_tokens
 
+#: how a halted trial's later requests are refused: (HTTP status, error type)
+REFUSALS = {
+    "budget_exceeded": (402, "budget_exceeded"),
+    "config_error": (401, "authentication_error"),
+    "upstream_failure": (503, "api_error"),
+    "divergence": (400, "replay_divergence"),
+}
 
-class Gateway:
+
+class Gateway(Stops):
     def __init__(self, config: GatewayConfig, keys: Keys | None = None) -> None:
         if config.scripted and config.replay:
             raise ConfigError("--ale-scripted-model and --ale-replay cannot be used together; pick one")
@@ -81,6 +94,7 @@ class Gateway:
 
     async def _startup(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get(STOP_PATH, self._watch_stop)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -102,6 +116,7 @@ class Gateway:
         self._loop = None
 
         async def shutdown() -> None:
+            self._cancel_stops()
             if self._client is not None:
                 await self._client.close()
             if self._runner is not None:
@@ -134,9 +149,21 @@ class Gateway:
         chosen = self.config.upstreams.get(provider)
         return chosen is not None and chosen.rstrip("/") != (default or "").rstrip("/")
 
-    def open_trial(self, trial_id: str, task: str | None = None, on_stop: Any = None) -> TrialState:
+    def open_trial(
+        self,
+        trial_id: str,
+        task: str | None = None,
+        on_stop: Any = None,
+        timeout_s: float | None = None,
+    ) -> TrialState:
+        """Open a trial; ``on_stop`` stops its harness, ``timeout_s`` (the agent's) bounds
+        how long a failing upstream may take (``RetryPolicy.give_up``)."""
         trial = TrialState(
-            trial_id=trial_id, task=task, meter=Meter(budget=self.config.budget), on_stop=on_stop
+            trial_id=trial_id,
+            task=task,
+            meter=Meter(budget=self.config.budget),
+            on_stop=on_stop,
+            agent_timeout_s=timeout_s,
         )
         name = cassette_name(trial_id)
         if self.config.replay:
@@ -182,8 +209,10 @@ class Gateway:
             body = json.loads(raw or b"{}")
         except ValueError:
             return _error(400, "invalid_request_error", "request body is not JSON")
-        if trial.budget_exceeded:
-            return _error(402, "budget_exceeded", f"ale budget exceeded: {trial.budget_exceeded}")
+        if trial.halted is not None:  # refused at once: nothing more is sent upstream
+            status, kind = REFUSALS[trial.halted]
+            trial.log({"refused": trial.halted, "status": status})
+            return _error(status, kind, f"ale gateway stopped this trial: {(trial.halt_reason or '')[:4000]}")
         model = fmt.model(request.path, body)
         stream = fmt.is_stream(request.path, request.query_string, body)
         started = time.perf_counter()
@@ -210,8 +239,7 @@ class Gateway:
             trial.log(event)
             reason = trial.meter.over_budget()
             if reason and not trial.budget_exceeded:
-                trial.first("budget_exceeded", reason)
-                asyncio.get_running_loop().create_task(self._stop_later(trial))
+                self._halt(trial, "budget_exceeded", reason)
 
         if self.scripted is not None:
             event["mode"] = "scripted"
@@ -245,7 +273,7 @@ class Gateway:
         assert trial.player is not None
         found = trial.player.answer(asked(fmt, model, body))
         if isinstance(found, str):
-            trial.first("divergence", found)
+            self._halt(trial, "divergence", found)
             return _error(400, "replay_divergence", found[:4000]), TokenUsage()
         data = found.body.encode()
         usage = fmt.usage(data, found.content_type.startswith("text/event-stream"))
@@ -270,44 +298,63 @@ class Gateway:
                 f"no {fmt.provider} API key on the host (set {key_names(fmt.provider)} "
                 "or give --ale-env-file)"
             )
-            trial.first("config_error", message)
+            self._halt(trial, "config_error", message)
             account(401, TokenUsage())
             return _error(401, "authentication_error", message)
+        base = self.config.upstreams[fmt.provider].rstrip("/")
         query = [(k, v) for k, v in request.query.items() if k != "key"]
-        url = str(URL(self.config.upstreams[fmt.provider].rstrip("/") + request.path).with_query(query))
+        url = str(URL(base + request.path).with_query(query))
         headers = upstream.upstream_headers(request.headers, fmt.provider, key)
+        policy = self.config.retry
+        bound = policy.bound_s(trial.agent_timeout_s)
+        silence = policy.read_timeout_for(trial.agent_timeout_s)
+        where = self.redact(f"upstream {fmt.provider} ({base})")
+        began = time.monotonic()
+        tries = 1
 
         def on_retry(status: int | None, delay: float) -> None:
+            nonlocal tries
+            tries += 1
             trial.rate_limit_retries += 1
             trial.log({"retry": status or "connection", "wait_s": round(delay, 3), "model": model})
 
+        def gave_up(what: str) -> str:
+            took = time.monotonic() - began
+            return f"{where} {what} ({tries} tries in {took:.1f} s; {_bound(policy, trial)})"
+
         try:
             answer = await upstream.send(
-                self._client, request.method, url, headers, raw, self.config.retry, on_retry
-            )
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            message = f"upstream {fmt.provider} unreachable after {self.config.retry.retries} retries: {exc}"
-            trial.first("upstream_failure", self.redact(message))
+                self._client, request.method, url, headers, raw, policy, on_retry,
+                deadline=began + bound, read_timeout_s=silence,
+            )  # fmt: skip
+        except TimeoutError:
+            message = gave_up(f"sent no answer for {silence:g} s")
+            self._halt(trial, "upstream_failure", message)
+            account(504, TokenUsage())
+            return _error(504, "api_error", message)
+        except aiohttp.ClientError as exc:
+            message = gave_up(f"was unreachable: {self.redact(str(exc))}")
+            self._halt(trial, "upstream_failure", message)
             account(502, TokenUsage())
             return _error(502, "api_error", message)
         if answer.status in (401, 403):  # harnesses retry these for minutes: stop the trial now
             names = key_names(fmt.provider)
             said = f"refused the key in {names}" if key else f"wants a key: set {names} or --ale-env-file"
-            trial.first("config_error", f"upstream {fmt.provider} answered HTTP {answer.status}; it {said}")
-            asyncio.get_running_loop().create_task(self._stop_later(trial))
-        if answer.status in upstream.RETRY_STATUS:
-            trial.first(
-                "upstream_failure", f"upstream {fmt.provider} still answered {answer.status} after retries"
-            )
+            self._halt(trial, "config_error", f"{where} answered HTTP {answer.status}; it {said}")
         out = web.StreamResponse(status=answer.status)
         for name, value in answer.headers.items():
             if name.lower() not in upstream.DROP_RESPONSE:
                 out.headers.add(name, value)
         await out.prepare(request)
         data = bytearray()
-        async for chunk in answer.content.iter_any():
-            data += chunk
-            await out.write(chunk)
+        cut: str | None = None
+        try:
+            async for chunk in answer.content.iter_any():
+                data += chunk
+                await out.write(chunk)
+        except (TimeoutError, aiohttp.ClientError) as exc:  # silent or gone mid-answer
+            said = f"no data for {silence:g} s" if isinstance(exc, TimeoutError) else self.redact(str(exc))
+            cut = f"stopped mid-answer (HTTP {answer.status}, {len(data)} bytes in): {said}"
         answer.release()
         content_type = answer.headers.get("content-type", "application/json")
         usage = (
@@ -315,6 +362,11 @@ class Gateway:
             if answer.status < 400
             else TokenUsage()
         )
+        if cut is not None:
+            self._halt(trial, "upstream_failure", gave_up(cut))
+        elif answer.status in upstream.RETRY_STATUS:
+            said = self.redact(data.decode("utf-8", "replace")).strip()[:300] or "(empty body)"
+            self._halt(trial, "upstream_failure", gave_up(f"answered HTTP {answer.status}: {said}"))
         if trial.recorder is not None:
             text = self.redact(data.decode("utf-8", "replace"))
             trial.recorder.add(Exchange(asked(fmt, model, body), answer.status, content_type, text))
@@ -322,10 +374,15 @@ class Gateway:
         await out.write_eof()
         return out
 
-    async def _stop_later(self, trial: TrialState) -> None:
-        await asyncio.sleep(self.config.stop_grace_s)
-        if trial.on_stop is not None and trial.token in self.trials:
-            await asyncio.get_running_loop().run_in_executor(None, trial.on_stop)
+
+def _bound(policy: upstream.RetryPolicy, trial: TrialState) -> str:
+    bound = policy.bound_s(trial.agent_timeout_s)
+    of = (
+        f"{policy.give_up:g} of the agent's {trial.agent_timeout_s:g} s timeout"
+        if trial.agent_timeout_s
+        else "default"
+    )
+    return f"gave up at the {bound:g} s bound ({of}) and stopped the agent"
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:

@@ -3,6 +3,10 @@
 A harness opens a trial before it launches the CLI (getting the per-trial token it hands
 to the sandbox in place of a real key) and closes it afterwards (getting the totals, the
 per-request log and any stop reason: budget, replay divergence, upstream failure).
+
+The first stop reason *halts* the trial: every later request is refused at once, and
+after a short grace the harness is stopped (``on_stop``, and the in-sandbox launcher's
+watch), so a CLI that retries a refusal never runs on to its timeout.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ class TrialState:
     config_error: str | None = None
     rate_limit_retries: int = 0
     on_stop: Callable[[], Any] | None = None
+    #: the agent's timeout, which bounds how long a failing upstream may take
+    agent_timeout_s: float | None = None
+    #: the kind (attribute name) of the stop reason that halted the trial, if any
+    halted: str | None = None
+    #: why the gateway stopped the harness, once it has (after the grace)
+    stopped: str | None = None
     opened: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -52,6 +62,22 @@ class TrialState:
         with self._lock:
             if getattr(self, attribute) is None:
                 setattr(self, attribute, value)
+
+    def halt(self, kind: str, reason: str) -> bool:
+        """Record stop reason ``reason`` of ``kind`` (``budget_exceeded``, ``config_error``,
+        ``upstream_failure``, ``divergence``) and halt the trial; ``True`` when this is the
+        trial's first halt (the caller then stops the harness)."""
+        with self._lock:
+            if getattr(self, kind) is None:
+                setattr(self, kind, reason)
+            if self.halted is not None:
+                return False
+            self.halted = kind
+            return True
+
+    @property
+    def halt_reason(self) -> str | None:
+        return getattr(self, self.halted) if self.halted else None
 
     def summary(self) -> dict[str, Any]:
         usage = self.meter.usage
@@ -67,5 +93,7 @@ class TrialState:
             "budget_exceeded": self.budget_exceeded,
             "replay_divergence": self.divergence,
             "upstream_failure": self.upstream_failure,
+            "config_error": self.config_error,
+            "stopped": self.stopped,
             "unpriced_models": sorted(self.meter.unpriced),
         }

@@ -1,9 +1,11 @@
 """Forwarding to the real model API: key swap, header hygiene, and rate-limit retries.
 
-A 429 or 5xx (or a refused connection) is retried with exponential backoff that honours
-``retry-after`` / ``retry-after-ms``; each wait is reported to the caller so the trial
-records it. Nothing is sent to the harness until a final answer is in, so a retried
-rate limit never reaches the agent.
+A 429 or 5xx (or a refused connection, or an upstream that stays silent) is retried with
+exponential backoff that honours ``retry-after`` / ``retry-after-ms``; each wait is
+reported to the caller so the trial records it. Nothing is sent to the harness until a
+final answer is in, so a retried rate limit never reaches the agent. Retries stop at a
+deadline (the trial's give-up bound, see ``RetryPolicy``): a failing upstream costs a
+bounded time, shorter than the agent's timeout.
 """
 
 from __future__ import annotations
@@ -85,30 +87,51 @@ async def send(
     body: bytes,
     policy: RetryPolicy,
     on_retry: Callable[[int | None, float], Awaitable[None] | None],
+    *,
+    deadline: float | None = None,
+    read_timeout_s: float | None = None,
 ) -> aiohttp.ClientResponse:
-    """The first non-retryable upstream response (its body unread), after retries.
+    """The first non-retryable upstream response (its body unread), after retries; the
+    last retryable one when retries run out or the next wait would pass ``deadline``
+    (``time.monotonic()``). Each try waits for the answer's headers at most
+    ``read_timeout_s`` (and never past the deadline); the body may then stay silent
+    ``read_timeout_s`` between chunks.
 
-    Raises ``aiohttp.ClientError`` when the upstream stays unreachable.
+    Raises ``TimeoutError`` (no answer in time) or ``aiohttp.ClientError`` (unreachable)
+    when the last try gets no answer.
     """
+    read = read_timeout_s if read_timeout_s is not None else policy.read_timeout_s
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(30.0, read), sock_read=read)
     attempt = 0
     while True:
         attempt += 1
+        wait = read if deadline is None else max(0.05, min(read, deadline - time.monotonic()))
         try:
-            response = await session.request(method, url, headers=headers, data=body, allow_redirects=False)
+            async with asyncio.timeout(wait):
+                response = await session.request(
+                    method, url, headers=headers, data=body, allow_redirects=False, timeout=timeout
+                )
         except (TimeoutError, aiohttp.ClientConnectionError):
-            if attempt > policy.retries:
-                raise
             delay = retry_delay({}, attempt, policy)
+            if attempt > policy.retries or _past(deadline, delay):
+                raise
             await _notify(on_retry, None, delay)
             await asyncio.sleep(delay)
             continue
         if response.status not in RETRY_STATUS or attempt > policy.retries:
             return response
         delay = retry_delay(response.headers, attempt, policy)
+        if _past(deadline, delay):
+            return response
         await response.read()
         response.release()
         await _notify(on_retry, response.status, delay)
         await asyncio.sleep(delay)
+
+
+def _past(deadline: float | None, delay: float) -> bool:
+    """Whether waiting ``delay`` more seconds leaves no time for another try."""
+    return deadline is not None and time.monotonic() + delay >= deadline
 
 
 async def _notify(

@@ -36,7 +36,17 @@ class Reply:
 
 @dataclass
 class TokenUsage:
-    """Tokens of one response. ``input_tokens`` excludes cached input (read or written)."""
+    """Tokens of one response (or a sum of them), meaning the same for every vendor:
+
+    - ``input_tokens``: every prompt token, cached ones included. Anthropic reports the
+      uncached part alone (``input_tokens`` beside ``cache_read_input_tokens`` and
+      ``cache_creation_input_tokens``), OpenAI and Gemini the whole prompt: each format's
+      ``usage`` turns its vendor's figures into this one.
+    - ``output_tokens``: every generated token, reasoning / thinking included.
+    - ``cache_read_tokens``: the part of ``input_tokens`` served from the prompt cache.
+    - ``cache_write_tokens``: the part of ``input_tokens`` written to the prompt cache
+      (Anthropic's cache creation; OpenAI and Gemini report none).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -44,8 +54,13 @@ class TokenUsage:
     cache_write_tokens: int = 0
 
     @property
+    def uncached_input_tokens(self) -> int:
+        """The prompt tokens neither read from nor written to the cache."""
+        return max(0, self.input_tokens - self.cache_read_tokens - self.cache_write_tokens)
+
+    @property
     def total(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return self.input_tokens + self.output_tokens
 
     def add(self, other: TokenUsage) -> None:
         self.input_tokens += other.input_tokens

@@ -64,7 +64,7 @@ class AnthropicMessages(WireFormat):
             blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
         stop = "tool_use" if reply.calls else "end_turn"
         usage_json = {
-            "input_tokens": usage.input_tokens,
+            "input_tokens": usage.uncached_input_tokens,  # Anthropic's: the uncached part
             "output_tokens": usage.output_tokens,
             "cache_read_input_tokens": usage.cache_read_tokens,
             "cache_creation_input_tokens": usage.cache_write_tokens,
@@ -129,11 +129,13 @@ class AnthropicMessages(WireFormat):
                 found = _ints(json.loads(body).get("usage"))
             except (ValueError, AttributeError):
                 found = {}
-        return TokenUsage(
-            input_tokens=found.get("input_tokens", 0),
+        read = found.get("cache_read_input_tokens", 0)
+        write = found.get("cache_creation_input_tokens", 0)
+        return TokenUsage(  # Anthropic's input_tokens is the uncached part of the prompt only
+            input_tokens=found.get("input_tokens", 0) + read + write,
             output_tokens=found.get("output_tokens", 0),
-            cache_read_tokens=found.get("cache_read_input_tokens", 0),
-            cache_write_tokens=found.get("cache_creation_input_tokens", 0),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
         )
 
 

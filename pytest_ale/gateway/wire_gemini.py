@@ -82,7 +82,7 @@ class GeminiGenerate(WireFormat):
             parts.append({"text": reply.text})
         for call in reply.calls:
             parts.append({"functionCall": {"name": call.name, "args": call.arguments}})
-        prompt = usage.input_tokens + usage.cache_read_tokens
+        prompt = usage.input_tokens
         body = {
             "candidates": [
                 {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
@@ -114,9 +114,11 @@ class GeminiGenerate(WireFormat):
                 metadata = chunk["usageMetadata"]
         if not isinstance(metadata, dict):
             return TokenUsage()
+        # promptTokenCount holds the cached tokens; tool-use prompts are prompt tokens too
         cached = int(metadata.get("cachedContentTokenCount") or 0)
         return TokenUsage(
-            input_tokens=max(0, int(metadata.get("promptTokenCount") or 0) - cached),
+            input_tokens=int(metadata.get("promptTokenCount") or 0)
+            + int(metadata.get("toolUsePromptTokenCount") or 0),
             output_tokens=int(metadata.get("candidatesTokenCount") or 0)
             + int(metadata.get("thoughtsTokenCount") or 0),
             cache_read_tokens=cached,

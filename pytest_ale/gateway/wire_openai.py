@@ -14,7 +14,7 @@ SYSTEM_ROLES = ("system", "developer")
 
 
 def _usage_json(usage: TokenUsage) -> dict[str, Any]:
-    prompt = usage.input_tokens + usage.cache_read_tokens
+    prompt = usage.input_tokens
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
@@ -27,10 +27,11 @@ def _usage_json(usage: TokenUsage) -> dict[str, Any]:
 def _from_openai(usage: Any, prompt_key: str, completion_key: str, details_key: str) -> TokenUsage:
     if not isinstance(usage, dict):
         return TokenUsage()
+    # OpenAI's prompt figure already holds the cached tokens; it reports no cache writes
     prompt = int(usage.get(prompt_key) or 0)
     cached = int((usage.get(details_key) or {}).get("cached_tokens") or 0)
     return TokenUsage(
-        input_tokens=max(0, prompt - cached),
+        input_tokens=prompt,
         output_tokens=int(usage.get(completion_key) or 0),
         cache_read_tokens=cached,
     )
@@ -223,9 +224,9 @@ class OpenAIChat(WireFormat):
         ]
         finish = "tool_calls" if calls else "stop"
         usage_json = {
-            "prompt_tokens": usage.input_tokens + usage.cache_read_tokens,
+            "prompt_tokens": usage.input_tokens,
             "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.input_tokens + usage.cache_read_tokens + usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
             "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
         }
         base = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "created": int(time.time()), "model": model}

@@ -166,12 +166,14 @@ class Guard:
     def kill_leftovers(self) -> None:
         killed = kill_marked(self.token)
         if killed:
-            warnings.warn(
+            warnings.warn_explicit(  # shown at the task's file, not at this one
                 TaskCodeWarning(
                     f"{self.main_py}: {self.what} left {killed} process(es) running; they were "
                     "killed (wait for the programs task code starts, e.g. subprocess.run, before returning)"
                 ),
-                stacklevel=1,
+                TaskCodeWarning,
+                str(self.main_py),
+                1,
             )
 
     @contextlib.contextmanager
@@ -324,7 +326,11 @@ def _install() -> None:
         for name, cause in (
             ("_exit", f"called os._exit({{args}}), {ends}"),
             ("abort", f"called os.abort(), {ends}"),
-            ("fork", f"called os.fork(), refused: {fork}; start programs with subprocess.run([...])"),
+            (
+                "fork",
+                f"called os.fork(), refused: {fork}; start programs with subprocess.run([...]) "
+                "(or multiprocessing.get_context('spawn'))",
+            ),
             ("forkpty", f"called os.forkpty(), refused: {fork}; start programs with subprocess"),
         ):
             real = getattr(os, name, None)

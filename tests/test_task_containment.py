@@ -142,7 +142,7 @@ def test_native_import_that_hangs_is_stopped_at_its_limit(pytester: pytest.Pytes
 
 NATIVE_GRADER_FAULTS = {
     "os._exit": ("os._exit(0)", "*evaluate() called os._exit(0), which would end the whole test run*"),
-    "sys.exit": ("sys.exit(1)", "*evaluate() called sys.exit(1) (SystemExit)*a grader returns a score*"),
+    "sys.exit": ("sys.exit(1)", "*evaluate() called sys.exit(1) (SystemExit), which would stop the whole*"),
     "fork": ("os.fork()", "*evaluate() called os.fork(), refused*"),
     "loop": ("while True:\n    pass", "*evaluate() exceeded its 2 s limit and was stopped*"),
     "sleep": ("time.sleep(300)", "*evaluate() exceeded its 2 s limit and was abandoned*"),
@@ -235,8 +235,14 @@ def test_os_exit_outside_task_code_is_the_real_one() -> None:
 
 
 # -- a real Ctrl-C still stops the run -------------------------------------------------------
-@pytest.mark.parametrize("where", ["import", "evaluate"])
-def test_real_ctrl_c_in_task_code_stops_the_run(pytester: pytest.Pytester, make_task, where: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "sig"),
+    [("import", signal.SIGINT), ("evaluate", signal.SIGINT), ("import", signal.SIGTERM)],
+)
+def test_real_ctrl_c_in_task_code_stops_the_run(
+    pytester: pytest.Pytester, make_task, where: str, sig: signal.Signals
+) -> None:
+    """Ctrl-C (and SIGTERM, which the plugin turns into one) is never the task's fault."""
     flag = pytester.path / "hanging"
     hang = f"open({str(flag)!r}, 'w').close()\nwhile True:\n    time.sleep(0.05)"
     main = native_main(top=hang) if where == "import" else native_main(evaluate=hang)
@@ -252,7 +258,7 @@ def test_real_ctrl_c_in_task_code_stops_the_run(pytester: pytest.Pytester, make_
     while not flag.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert flag.exists(), "the task code never started"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out.decode()
     assert b"KeyboardInterrupt" in out

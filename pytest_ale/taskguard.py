@@ -26,9 +26,10 @@ the host beside the hidden reference; a subprocess per call would have to pickle
 that. What this cannot contain: a crash of the interpreter itself (a segfault in a C
 extension, ``os.kill(os.getpid(), SIGKILL)``), C code that never returns to the
 interpreter (a worker thread stuck there is abandoned, still using CPU until the run
-ends), threads the task code starts (they run unguarded), programs started with an
-environment that drops the marker, and changes to other process-wide state
-(``sys.modules``, ``os.environ``). Other threads' own use of ``os._exit`` or ``fork``
+ends), main-thread code that swallows every ``BaseException`` in an endless loop, threads
+the task code starts (they run unguarded), programs started with an environment that
+drops the marker, and changes to other process-wide state (``sys.modules``,
+``os.environ``). Other threads' own use of ``os._exit`` or ``fork``
 (pytest's, xdist's) is untouched: the replacements look only at the calling thread.
 """
 

@@ -158,8 +158,9 @@ def test_grader_runs_nothing_the_agent_planted(
         (hostile.OVERSIZE, "exceeds the 1 MiB cap"),
         (hostile.MANY_FILES, "more than 100 files"),
         (hostile.KILL_ALL, ""),
+        ("truncate -s 20G output/sparse.bin\n", "exceeds the 1 MiB cap"),
     ],
-    ids=["oversize", "many-files", "kill-all"],
+    ids=["oversize", "many-files", "kill-all", "sparse-20G"],
 )
 def test_a_failure_is_never_laundered_into_an_error(
     pytester: pytest.Pytester, provider: list[str], make_task, script: str, why: str

@@ -18,7 +18,7 @@ o=output/probe.txt
 {
 echo "uid=$(id -u)"
 echo "capeff=$(awk '/^CapEff/ {print $2}' /proc/self/status)"
-echo "capbnd=$(awk '/^CapBnd/ {print $2}' /proc/self/status)"
+echo "capprm=$(awk '/^CapPrm/ {print $2}' /proc/self/status)"
 echo "nonewprivs=$(awk '/^NoNewPrivs/ {print $2}' /proc/self/status)"
 mkdir -p /tmp/m; mount -t tmpfs none /tmp/m 2>/dev/null && echo "mount=ok" || echo "mount=refused"
 mknod /tmp/disk b 8 0 2>/dev/null && echo "mknod=ok" || echo "mknod=refused"

@@ -89,7 +89,7 @@ def test_agent_holds_no_privilege(pytester: pytest.Pytester, provider: list[str]
         line.split("=", 1) for line in (Path(row["artifacts"]) / "output" / "probe.txt").read_text().split()
     )
     assert probe["uid"] != "0", probe
-    assert int(probe["capeff"], 16) == 0 and int(probe["capbnd"], 16) == 0, probe
+    assert int(probe["capeff"], 16) == 0 and int(probe["capprm"], 16) == 0, probe
     assert probe["nonewprivs"] == "1", probe
     for attempt in ("mount", "mknod", "raw", "icmp", "ptrace", "setuid", "chroot"):
         assert probe[attempt] == "refused", (attempt, probe)

@@ -56,6 +56,11 @@ FLAGS: list[tuple[str, str]] = [
     ("keep", "keep sandboxes after the trial for debugging (prints how to enter them)"),
     ("resume", "skip trials already recorded in this --ale-run-id's results.jsonl"),
     ("sweep", "remove sandboxes left behind by crashed runs (by --ale-run-id, else expired), then exit"),
+    (
+        "sweep-force",
+        "with --ale-sweep --ale-run-id: sweep even while that run still runs (its trials whose "
+        "sandbox vanishes become infrastructure errors)",
+    ),
 ]
 
 
@@ -95,6 +100,7 @@ class Settings:
     run_id: str
     keep: bool
     sweep: bool
+    sweep_force: bool
     resume: bool
     shard: tuple[int, int] | None
     baseline: Path | None
@@ -122,6 +128,7 @@ class Settings:
             run_id=run_id or new_run_id(),
             keep=bool(_get(config, "keep")),
             sweep=bool(_get(config, "sweep")),
+            sweep_force=bool(_get(config, "sweep-force")),
             resume=bool(_get(config, "resume")),
             shard=_shard(_get(config, "shard")),
             baseline=_path(_get(config, "baseline"), rootdir),

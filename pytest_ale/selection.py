@@ -50,9 +50,10 @@ def in_shard(nodeid: str, shard: tuple[int, int]) -> bool:
     return digest % total == index - 1
 
 
-def recorded_trials(results_file: Path) -> dict[str, dict[str, Any]]:
-    """Trials already finished in this run, by test id; infrastructure errors are dropped
-    from the file so they run again, and every trial ends with exactly one line."""
+def recorded_trials(results_file: Path, *, clean: bool = True) -> dict[str, dict[str, Any]]:
+    """Trials already finished in this run, by test id. With ``clean`` (the run holds its
+    lock), infrastructure errors and lines a crash cut short are dropped from the file, so
+    those trials run again and every trial ends with exactly one line."""
     if not results_file.is_file():
         return {}
     done: dict[str, dict[str, Any]] = {}
@@ -66,18 +67,20 @@ def recorded_trials(results_file: Path) -> dict[str, dict[str, Any]]:
             continue
         done[row["test_id"]] = row
         kept_lines.append(line)
+    if not clean:
+        return done
     tmp = results_file.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(f"{line}\n" for line in kept_lines), encoding="utf-8")
     os.replace(tmp, results_file)
     return done
 
 
-def select(
-    config: pytest.Config, items: list[pytest.Item], settings: Settings, results_file: Path
-) -> dict[str, dict[str, Any]]:
-    """Apply task lists, the shard and resume to ``items``; return the resumed trials."""
+def select(config: pytest.Config, items: list[pytest.Item], settings: Settings, resumed: set[str]) -> None:
+    """Apply task lists, the shard and resume (the test ids already recorded) to ``items``.
+
+    ``resumed`` is read once, by the controller (``recorded_trials``), and handed to xdist
+    workers: each worker reading (and cleaning) results.jsonl itself would race the others."""
     wanted = listed_tasks(settings)
-    resumed = recorded_trials(results_file) if settings.resume else {}
     kept, dropped = [], []
     for item in items:
         folder = getattr(item, "task_folder", None)
@@ -90,4 +93,3 @@ def select(
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-    return resumed

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +20,11 @@ from . import presets, registry
 from .agents.base import Agent
 from .datastore import open_store
 from .errors import ConfigError
+from .liveness import RunLock
 from .options import Settings
 from .outcome import TrialResult
 from .sandbox import Provider, SandboxSpec
+from .watched import WatchedProvider
 
 if TYPE_CHECKING:
     from .task import TaskDefinition
@@ -57,6 +61,10 @@ class AleSession:
         if not (isinstance(self.provider_class, type) and issubclass(self.provider_class, Provider)):
             raise ConfigError(f"provider {settings.provider!r} is not a pytest_ale Provider")
         self._provider: Provider | None = None
+        #: this process's hold on the run (``liveness``), taken when trials may run
+        self.run_lock: RunLock | None = None
+        #: test ids of the trials ``--ale-resume`` takes from results.jsonl (not run again)
+        self.resumed: set[str] = set()
         self.data_store = open_store(settings.data, settings.rootdir)
         self._markers: set[str] = set(STATIC_MARKERS)
         for name, text in STATIC_MARKERS.items():
@@ -75,7 +83,7 @@ class AleSession:
             options = dict(self.provider_preset.options)
             if self.settings.keep:
                 options["keep"] = True
-            self._provider = self.provider_class(options)
+            self._provider = WatchedProvider(self.provider_class(options))
         return self._provider
 
     def provider_refusal(self, task: TaskDefinition) -> str | None:
@@ -86,6 +94,18 @@ class AleSession:
         if self._provider is not None:
             self._provider.close()
             self._provider = None
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
+
+    def hold_run(self, role: str) -> RunLock:
+        """Join the run's lock (``liveness``): the controller only when nothing of the run
+        still lives (``RunBusyError`` otherwise), a worker beside its controller."""
+        if self.run_lock is None:
+            lock = RunLock(self.run_dir, role)
+            lock.acquire(first=role == "controller")
+            self.run_lock = lock
+        return self.run_lock
 
     def sandbox_run_id(self, worker: str | None = None) -> str:
         """The run id sandboxes are labelled with: ``RUN@gwN`` on an xdist worker, so the
@@ -115,11 +135,24 @@ class AleSession:
         return self.run_dir / rel / (leaf or item.name)
 
     def record(self, result: TrialResult) -> None:
-        """Append the trial to ``results.jsonl`` at once, under a lock (xdist-safe)."""
+        """Append the trial to ``results.jsonl`` as one whole line, under a lock (xdist-safe).
+
+        One ``write`` with SIGINT/SIGTERM held back, so an interrupt never cuts a line; a
+        line a SIGKILL cut short before is ended first, so it spoils no other line."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(result.to_json(), sort_keys=True) + "\n"
-        with open(self.run_dir / "results.jsonl", "a", encoding="utf-8") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.write(line)
-            fh.flush()
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        data = (json.dumps(result.to_json(), sort_keys=True) + "\n").encode()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            fd = os.open(self.run_dir / "results.jsonl", flags, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+                while data:
+                    data = data[os.write(fd, data) :]
+            finally:
+                os.close(fd)  # drops the lock
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -23,11 +23,14 @@ class ResultsReporter:
     def __init__(self, session: AleSession) -> None:
         self.session = session
         self.rows: list[Row] = []
+        #: trials ``--ale-resume`` took from results.jsonl: in the table, summary and exit code
+        self.resumed: list[Row] = []
         self.gate_reports: list[GateReport] = []
         self.gate_error: str | None = None
 
     def add_resumed(self, recorded: dict[str, dict[str, Any]]) -> None:
-        self.rows.extend(row_from_result(row) for row in recorded.values())
+        self.resumed = [row_from_result(row) for row in recorded.values()]
+        self.rows.extend(self.resumed)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
@@ -40,7 +43,12 @@ class ResultsReporter:
         settings = self.session.settings
         if self.rows:
             write_summary(self.rows, settings.output / "summary.json", settings.run_id)
-        if settings.baseline is None or exitstatus not in (0, 1):
+        if self.resumed and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            # the exit status covers the whole run: a trial that failed before the resume
+            # fails it still (and a run whose every trial was resumed is no empty run)
+            failed = any(row.status != "passed" for row in self.resumed)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+        if settings.baseline is None or session.exitstatus not in (0, 1):
             return
         try:
             self.gate_reports = gate(self.rows, load_baseline(settings.baseline), settings.gate_alpha)
@@ -58,6 +66,12 @@ class ResultsReporter:
             terminalreporter.section("pytest-ale results")
             for line in table(self.rows):
                 terminalreporter.write_line(line)
+            if self.resumed:
+                failed = sum(row.status != "passed" for row in self.resumed)
+                terminalreporter.write_line(
+                    f"resumed: {len(self.resumed)} trial(s) recorded earlier in run "
+                    f"{settings.run_id} ({failed} not passed) are included above and in the exit status"
+                )
             terminalreporter.write_line(
                 f"results: {self.session.run_dir / 'results.jsonl'}  "
                 f"summary: {settings.output / 'summary.json'}"

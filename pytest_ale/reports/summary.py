@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,5 +205,8 @@ def _scores(group: Group) -> dict[str, list[float]]:
 
 
 def write_summary(rows: list[Row], path: Path, run_id: str) -> None:
+    """Write ``summary.json`` whole or not at all (an interrupt never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary_data(rows, run_id), indent=2) + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(summary_data(rows, run_id), indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,110 @@
+"""Stopping a run: SIGINT and SIGTERM unwind like Ctrl-C, once; orphaned workers stop.
+
+- SIGINT and SIGTERM raise ``KeyboardInterrupt`` in every process of a run (controller and
+  xdist workers), even when the launcher left SIGINT ignored (a shell's background job),
+  so each trial's ``finally`` releases its sandbox. A second signal while that unwinding
+  runs is ignored, so the releases are not cut short (SIGKILL abandons them).
+- ``stopping()`` is true from the first signal on: no new sandbox is acquired after it.
+- A ``Watch`` thread refreshes the run lock's heartbeat and, in an xdist worker, watches
+  its parent: when the controller dies (SIGKILL), the worker interrupts itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: how often the watch thread looks at its parent
+POLL_S = 0.5
+
+_state: dict[str, Any] = {"reason": None, "raised": False, "previous": {}}
+
+
+def stopping() -> str | None:
+    """Why the run is stopping, or ``None`` while it goes on."""
+    return _state["reason"]
+
+
+def request_stop(reason: str) -> None:
+    if _state["reason"] is None:
+        _state["reason"] = reason
+
+
+def install() -> None:
+    """Turn SIGINT (unless a handler of someone else's is set) and SIGTERM (unless set)
+    into one ``KeyboardInterrupt``; called at configure, undone by ``uninstall``."""
+    _state.update(reason=None, raised=False, previous={})
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in SIGNALS:
+        current = signal.getsignal(signum)
+        ours = (signal.SIG_DFL, signal.SIG_IGN, None)
+        if current in ours or (signum == signal.SIGINT and current is signal.default_int_handler):
+            _state["previous"][signum] = current
+            signal.signal(signum, _on_signal)
+
+
+def uninstall() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, previous in _state["previous"].items():
+        if signal.getsignal(signum) == _on_signal:
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+    _state["previous"] = {}
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    request_stop(f"{name} received")
+    if _state["raised"]:
+        _say(f"pytest-ale: {name} again: still releasing sandboxes (SIGKILL abandons them)")
+        return
+    _state["raised"] = True
+    raise KeyboardInterrupt(f"{name} (pytest-ale releases every sandbox before exiting)")
+
+
+def interrupt_self(reason: str) -> None:
+    """From any thread: stop this process as a Ctrl-C would (the main thread unwinds)."""
+    request_stop(reason)
+    _say(f"pytest-ale: {reason}; interrupting this process")
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _say(text: str) -> None:
+    try:
+        sys.__stderr__.write(text + "\n")  # type: ignore[union-attr]
+        sys.__stderr__.flush()  # type: ignore[union-attr]
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+class Watch(threading.Thread):
+    """Daemon thread: ``beat`` every ``heartbeat_s``; with ``watch_parent``, interrupt this
+    process once its parent is gone (reparented: ``os.getppid()`` changed)."""
+
+    def __init__(self, beat: Callable[[], None], heartbeat_s: float, *, watch_parent: bool) -> None:
+        super().__init__(name="ale-watch", daemon=True)
+        self.beat = beat
+        self.heartbeat_s = heartbeat_s
+        self.parent = os.getppid() if watch_parent else None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        waited = 0.0
+        while not self.done.wait(POLL_S):
+            waited += POLL_S
+            if waited >= self.heartbeat_s:
+                waited = 0.0
+                self.beat()
+            if self.parent is not None and os.getppid() != self.parent:
+                interrupt_self(f"the controller (pid {self.parent}) is gone")
+                self.parent = None
+
+    def stop(self) -> None:
+        self.done.set()

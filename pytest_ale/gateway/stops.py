@@ -32,6 +32,7 @@ class Stops:
     config: GatewayConfig
     trials: dict[str, TrialState]
     redact: Redactor
+    _shutting_down: bool = False
 
     def _trial_of(self, request: web.Request) -> TrialState | None:
         raise NotImplementedError
@@ -47,7 +48,9 @@ class Stops:
             task.add_done_callback(pending.discard)
 
     def _cancel_stops(self) -> None:
-        """At shutdown (on the loop): drop the stops still waiting out their grace."""
+        """At shutdown (on the loop): drop the stops still waiting out their grace, and
+        hang up the stop watches (the server would wait for them)."""
+        self._shutting_down = True
         for task in list(self.__dict__.get("_stop_tasks", ())):
             task.cancel()
 
@@ -74,7 +77,8 @@ class Stops:
             )
         while trial.stopped is None:
             transport = request.transport
-            if trial.token not in self.trials or transport is None or transport.is_closing():
+            gone = transport is None or transport.is_closing() or self._shutting_down
+            if gone or trial.token not in self.trials:
                 return web.Response(status=204)
             await asyncio.sleep(0.2)
         return web.Response(text=trial.stopped)

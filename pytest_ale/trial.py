@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from .outcome import TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
 from .scoring import passes
 from .task import TaskDefinition
+from .taskguard import TaskCodeWarning
 from .trajectory import process_trajectory
 
 
@@ -82,7 +84,8 @@ def run_trial(plan: TrialPlan) -> TrialResult:
         attempt += 1
         result.attempts = attempt
         try:
-            _attempt(plan, result)
+            with _task_warnings(result):
+                _attempt(plan, result)
             break
         except InfrastructureError as exc:
             if attempt <= plan.infra_retries:
@@ -229,13 +232,13 @@ def _absorb_agent(result: TrialResult, agent: AgentResult) -> None:
     result.oom = agent.oom
     result.agent_exit_code = agent.exit_code
     result.agent_version = agent.version
-    usage = agent.usage
-    result.input_tokens = usage.input_tokens
-    result.output_tokens = usage.output_tokens
-    result.cache_read_tokens = usage.cache_read_tokens
-    result.cache_write_tokens = usage.cache_write_tokens
-    result.cache_tokens = usage.cache_read_tokens + usage.cache_write_tokens
-    result.cost_usd = usage.cost_usd
+    usage = agent.usage  # summed over attempts: a retried attempt's spend was real
+    result.input_tokens += usage.input_tokens
+    result.output_tokens += usage.output_tokens
+    result.cache_read_tokens += usage.cache_read_tokens
+    result.cache_write_tokens += usage.cache_write_tokens
+    result.cache_tokens = result.cache_read_tokens + result.cache_write_tokens
+    result.cost_usd += usage.cost_usd
     result.extra_properties.update(agent.properties)
     if agent.budget_exceeded:
         result.budget_exceeded = True
@@ -287,6 +290,22 @@ def _status(result: TrialResult, threshold: float) -> str:
     if result.timed_out:
         return "timeout"
     return "oom" if result.oom else "failed"
+
+
+@contextmanager
+def _task_warnings(result: TrialResult) -> Iterator[None]:
+    """What task code left behind (``TaskCodeWarning``: programs it started, killed) goes
+    into the trial's record too, and on to pytest's warnings summary as before."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TaskCodeWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, TaskCodeWarning):
+                    result.warnings.append(str(w.message))
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 @contextmanager

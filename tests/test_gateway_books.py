@@ -1,27 +1,24 @@
-"""Scores you can trust, the books part: what the gateway counts means the same for every
+"""Scores you can trust, the books part, over HTTP against loopback upstreams (the real
+CLIs are ``test_harness_books.py``): what the gateway counts means the same for every
 vendor, a run that fails keeps what it spent, and a gateway stop (a refused key, the
 budget, an upstream failing or hanging) ends the agent's run promptly as the right kind
-of result: over HTTP against loopback upstreams, then with the real CLIs on local."""
+of result."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from pytest_ale import trial as trial_engine
 from pytest_ale.agents.base import Agent, AgentResult, Usage
@@ -33,7 +30,7 @@ from pytest_ale.gateway.keys import Keys
 from pytest_ale.gateway.meter import Budget, PriceTable
 from pytest_ale.gateway.scripted import Script
 from pytest_ale.gateway.server import Gateway
-from pytest_ale.gateway.wire import Reply, TokenUsage, WireFormat, formats, sse
+from pytest_ale.gateway.wire import Reply, TokenUsage, WireFormat, formats
 from pytest_ale.gateway.wire_anthropic import AnthropicMessages
 from pytest_ale.gateway.wire_gemini import GeminiGenerate
 from pytest_ale.gateway.wire_openai import OpenAIChat, OpenAIResponses
@@ -108,148 +105,27 @@ def wait_for(check: Any, within: float) -> bool:
 
 
 # -- 6. one meaning of the token figures, from recorded wire payloads ------------------------
-# One conversation as each vendor bills it: a 21 812-token prompt of which 20 000 came from
-# the prompt cache, 345 tokens out (Anthropic also wrote 1 800 prompt tokens to the cache).
-ANTHROPIC_JSON = {
-    "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-    "type": "message",
-    "role": "assistant",
-    "model": "claude-sonnet-4-5-20250929",
-    "content": [{"type": "text", "text": "Done."}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {
-        "input_tokens": 12,
-        "cache_creation_input_tokens": 1800,
-        "cache_read_input_tokens": 20000,
-        "cache_creation": {"ephemeral_5m_input_tokens": 1800, "ephemeral_1h_input_tokens": 0},
-        "output_tokens": 345,
-        "service_tier": "standard",
-    },
-}
-ANTHROPIC_START = {
-    "type": "message_start",
-    "message": {
-        **ANTHROPIC_JSON,
-        "content": [],
-        "stop_reason": None,
-        "usage": {**ANTHROPIC_JSON["usage"], "output_tokens": 1},
-    },
-}
-ANTHROPIC_SSE = sse(
-    [
-        ("message_start", ANTHROPIC_START),
-        ("ping", {"type": "ping"}),
-        (
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ),
-        (
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Done."}},
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": 345},
-            },
-        ),
-        ("message_stop", {"type": "message_stop"}),
-    ]
-)
-RESPONSES_USAGE = {
-    "input_tokens": 21812,
-    "input_tokens_details": {"cached_tokens": 20000},
-    "output_tokens": 345,
-    "output_tokens_details": {"reasoning_tokens": 256},
-    "total_tokens": 22157,
-}
-RESPONSE = {
-    "id": "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b",
-    "object": "response",
-    "status": "completed",
-    "model": "gpt-5-2025-08-07",
-    "output": [
-        {
-            "type": "message",
-            "id": "msg_1",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": "Done."}],
-        }
-    ],
-    "usage": RESPONSES_USAGE,
-}
-RESPONSES_SSE = sse(
-    [
-        ("response.created", {"type": "response.created", "response": {**RESPONSE, "usage": None}}),
-        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "Done."}),
-        ("response.completed", {"type": "response.completed", "response": RESPONSE}),
-    ]
-)
-CHAT_USAGE = {
-    "prompt_tokens": 21812,
-    "completion_tokens": 345,
-    "total_tokens": 22157,
-    "prompt_tokens_details": {"cached_tokens": 20000, "audio_tokens": 0},
-    "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 0},
-}
-CHAT_JSON = {
-    "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-    "object": "chat.completion",
-    "model": "gpt-4o-2024-08-06",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."}, "finish_reason": "stop"}],
-    "usage": CHAT_USAGE,
-}
-CHUNK = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4o-2024-08-06"}
-CHAT_SSE = sse(
-    [
-        (None, {**CHUNK, "choices": [{"index": 0, "delta": {"content": "Done."}}], "usage": None}),
-        (None, {**CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None}),
-        (None, {**CHUNK, "choices": [], "usage": CHAT_USAGE}),
-        (None, "[DONE]"),
-    ]
-)
-GEMINI_USAGE = {
-    "promptTokenCount": 21812,
-    "candidatesTokenCount": 89,
-    "thoughtsTokenCount": 256,
-    "totalTokenCount": 22157,
-    "cachedContentTokenCount": 20000,
-    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 21812}],
-    "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 20000}],
-}
-GEMINI_CHUNKS = [
-    {
-        "candidates": [{"content": {"role": "model", "parts": [{"text": "Do"}]}, "index": 0}],
-        "usageMetadata": {"promptTokenCount": 21812, "totalTokenCount": 21812},
-        "modelVersion": "gemini-2.5-pro",
-    },
-    {
-        "candidates": [{"content": {"role": "model", "parts": [{"text": "ne."}]}, "finishReason": "STOP"}],
-        "usageMetadata": GEMINI_USAGE,
-        "modelVersion": "gemini-2.5-pro",
-    },
-]
-SAME_PROMPT = TokenUsage(input_tokens=21812, output_tokens=345, cache_read_tokens=20000)
+# One conversation as each vendor bills it, in tests/data/wire_usage/ (written to each
+# API's documented response shape, JSON and SSE): a 21 812-token prompt of which 20 000
+# came from the prompt cache, 345 tokens out (Anthropic also wrote 1 800 to the cache).
+WIRE = Path(__file__).parent / "data" / "wire_usage"
 RECORDED = {
-    "anthropic-json": (AnthropicMessages, json.dumps(ANTHROPIC_JSON).encode(), False),
-    "anthropic-sse": (AnthropicMessages, ANTHROPIC_SSE, True),
-    "responses-json": (OpenAIResponses, json.dumps(RESPONSE).encode(), False),
-    "responses-sse": (OpenAIResponses, RESPONSES_SSE, True),
-    "chat-json": (OpenAIChat, json.dumps(CHAT_JSON).encode(), False),
-    "chat-sse": (OpenAIChat, CHAT_SSE, True),
-    "gemini-array": (GeminiGenerate, json.dumps(GEMINI_CHUNKS).encode(), False),
-    "gemini-sse": (GeminiGenerate, sse([(None, c) for c in GEMINI_CHUNKS]), True),
+    "anthropic.json": (AnthropicMessages, False),
+    "anthropic.sse": (AnthropicMessages, True),
+    "responses.json": (OpenAIResponses, False),
+    "responses.sse": (OpenAIResponses, True),
+    "chat.json": (OpenAIChat, False),
+    "chat.sse": (OpenAIChat, True),
+    "gemini.json": (GeminiGenerate, False),  # streamGenerateContent without alt=sse: an array
+    "gemini.sse": (GeminiGenerate, True),
 }
+SAME_PROMPT = TokenUsage(input_tokens=21812, output_tokens=345, cache_read_tokens=20000)
 
 
 @pytest.mark.parametrize("name", list(RECORDED))
 def test_input_tokens_are_the_whole_prompt_for_every_vendor(name: str):
-    fmt, body, stream = RECORDED[name]
-    usage = fmt.usage(body, stream)
+    fmt, stream = RECORDED[name]
+    usage = fmt.usage((WIRE / name).read_bytes(), stream)
     writes = 1800 if fmt is AnthropicMessages else 0  # only Anthropic reports cache writes
     assert usage == TokenUsage(21812, 345, cache_read_tokens=20000, cache_write_tokens=writes)
     assert usage.total == 21812 + 345  # cached tokens are part of the prompt, counted once
@@ -258,7 +134,7 @@ def test_input_tokens_are_the_whole_prompt_for_every_vendor(name: str):
 
 def test_cost_charges_each_part_of_the_prompt_at_its_own_price():
     prices = PriceTable.load()
-    claude = AnthropicMessages.usage(json.dumps(ANTHROPIC_JSON).encode(), False)
+    claude = AnthropicMessages.usage((WIRE / "anthropic.json").read_bytes(), False)
     sonnet = prices.lookup("claude-sonnet-4-5")
     assert sonnet is not None
     assert sonnet.cost(claude) == pytest.approx((12 * 3.0 + 20000 * 0.30 + 1800 * 3.75 + 345 * 15.0) / 1e6)
@@ -353,66 +229,18 @@ def test_a_hung_upstream_gives_up_before_the_agent_timeout(make_gateway, upstrea
     gateway.close_trial(trial)
 
 
-class StallingUpstream:
-    """Answers one Anthropic stream: its first event, then silence."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._release: asyncio.Event | None = None
-
-    def start(self) -> StallingUpstream:
-        ready: Future[str] = Future()
-
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-            ready.set_result(self._loop.run_until_complete(self._startup()))
-            self._loop.run_forever()
-
-        threading.Thread(target=serve, daemon=True).start()
-        self.url = ready.result(timeout=30)
-        return self
-
-    async def _startup(self) -> str:
-        self._release = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        out = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await out.prepare(request)
-        await out.write(sse([("message_start", ANTHROPIC_START)]))
-        assert self._release is not None
-        await self._release.wait()
-        return out
-
-    def stop(self) -> None:
-        assert self._release is not None
-        self._loop.call_soon_threadsafe(self._release.set)
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-
-
-def test_an_upstream_silent_mid_answer_is_cut_and_what_it_billed_is_kept(make_gateway):
-    stalling = StallingUpstream().start()
-    try:
-        gateway = make_gateway(upstreams={"anthropic": stalling.url}, stop_grace_s=0.1)
-        stopped = threading.Event()
-        trial = gateway.open_trial("t::stall", on_stop=stopped.set, timeout_s=4)
-        began = time.monotonic()
-        status, body = anthropic_call(gateway, trial.token)
-        assert status == 200 and b"message_start" in body and time.monotonic() - began < 3
-        assert stopped.wait(5)
-        gateway.close_trial(trial)
-    finally:
-        stalling.stop()
-    assert "stopped mid-answer" in (trial.upstream_failure or "")
-    assert trial.meter.usage.input_tokens == 21812  # the prompt it was billed for still counts
+def test_an_upstream_silent_mid_answer_is_cut_and_what_it_billed_is_kept(make_gateway, upstream):
+    fake = upstream(stall_after=0)  # headers and message_start (the prompt's tokens), then silence
+    gateway = make_gateway(upstreams={"anthropic": fake.url}, stop_grace_s=0.1)
+    stopped = threading.Event()
+    trial = gateway.open_trial("t::stall", on_stop=stopped.set, timeout_s=4)
+    began = time.monotonic()
+    status, body = anthropic_call(gateway, trial.token)
+    assert status == 200 and b"message_start" in body and time.monotonic() - began < 3
+    assert stopped.wait(5)
+    gateway.close_trial(trial)
+    assert "stopped mid-answer (HTTP 200" in (trial.upstream_failure or "")
+    assert trial.meter.usage.input_tokens == fake.billed.input_tokens > 0  # the prompt still counts
 
 
 @pytest.mark.parametrize("timeout_s", [10, 60, 600, 3600, 86400])
@@ -605,213 +433,3 @@ def test_codex_error_events_keep_their_message():
         "codex error: Reconnecting... 1/5 (stream disconnected before completion)",
         "codex turn.failed: unexpected status 500 Internal Server Error",
     ]
-
-
-# -- the real CLIs on local, through the gateway -------------------------------------------------
-AGENTS = {
-    "claude-code": ("claude", "anthropic"),
-    "codex": ("codex", "openai"),
-    "gemini-cli": ("gemini", "gemini"),
-}
-
-
-def need(binary: str) -> None:
-    if shutil.which(binary) is None or shutil.which("bwrap") is None:
-        pytest.skip(f"`{binary}` or bubblewrap is not installed (bash .ci/harness.sh installs them)")
-
-
-@pytest.fixture(params=list(AGENTS))
-def cli(request: pytest.FixtureRequest) -> str:
-    need(AGENTS[request.param][0])
-    return request.param
-
-
-def suite(pytester: pytest.Pytester, timeout: int, name: str = "upper") -> Path:
-    from tests.test_harness import write_suite
-
-    script = write_suite(pytester.path, [name])
-    card = pytester.path / "tasks" / "demo" / name / "task_card.json"
-    card.write_text(json.dumps({**json.loads(card.read_text()), "timeout": timeout}))
-    return script
-
-
-def run(pytester: pytest.Pytester, agent: str, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        "tasks", "-p", "no:cacheprovider", "--ale-agent", agent, "--junitxml=junit.xml", *args, timeout=600
-    )
-
-
-def env_file(tmp_path: Path, key: str = REAL_KEY) -> str:
-    path = tmp_path / ".env"
-    path.write_text(
-        "".join(f"{v}={key}\n" for v in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"))
-    )
-    return str(path)
-
-
-def artifacts(pytester: pytest.Pytester) -> Path:
-    (found,) = (pytester.path / "reports" / "runs").glob("*/tasks/demo/*/*/result.json")
-    return found.parent
-
-
-def props(pytester: pytest.Pytester) -> dict[str, str]:
-    from tests.test_harness import junit_properties
-
-    (found,) = junit_properties(pytester).values()
-    return found
-
-
-def fake_upstream(**kwargs: Any) -> FakeUpstream:
-    from tests.test_harness import _script
-
-    return FakeUpstream(script=_script(), **kwargs).start()
-
-
-def test_cache_figures_mean_the_same_through_every_cli(pytester: pytest.Pytester, cli: str, tmp_path: Path):
-    suite(pytester, timeout=120)
-    fake = fake_upstream(key=REAL_KEY, cache_read=1000, cache_write=300)
-    try:
-        result = run(
-            pytester, cli, f"--ale-upstream-{AGENTS[cli][1]}", fake.url, "--ale-env-file", env_file(tmp_path)
-        )
-    finally:
-        fake.stop()
-    result.assert_outcomes(passed=1)
-    found = props(pytester)
-    billed = fake.billed
-    assert int(found["ale_input_tokens"]) == billed.input_tokens  # the whole prompt, cache included
-    assert int(found["ale_cache_read_tokens"]) == billed.cache_read_tokens == 1000 * fake.requests
-    writes = 300 * fake.requests if cli == "claude-code" else 0
-    assert int(found["ale_cache_write_tokens"]) == billed.cache_write_tokens == writes
-    assert int(found["ale_output_tokens"]) == billed.output_tokens
-
-
-def test_budget_stop_is_marked_by_every_cli(pytester: pytest.Pytester, cli: str):
-    script = suite(pytester, timeout=300, name="budget")
-    began = time.monotonic()
-    result = run(pytester, cli, "--ale-scripted-model", str(script), "--ale-budget-tokens", "50")
-    assert time.monotonic() - began < 120  # not the 300 s timeout
-    result.assert_outcomes(failed=1)
-    found = props(pytester)
-    assert found["ale_budget_exceeded"] == "true" and found["ale_status"] == "budget"
-    assert int(found["ale_model_requests"]) >= 1 and int(found["ale_input_tokens"]) > 0
-    gateway = json.loads((artifacts(pytester) / "gateway.json").read_text())
-    assert "exceeded the budget of 50" in gateway["budget_exceeded"]
-
-
-NO_KILL_ALL = """
-from pytest_ale.gateway import server
-
-_open = server.Gateway.open_trial
-
-
-def open_trial(self, trial_id, task=None, on_stop=None, timeout_s=None):
-    return _open(self, trial_id, task=task, on_stop=None, timeout_s=timeout_s)
-
-
-server.Gateway.open_trial = open_trial
-"""
-
-
-@pytest.mark.parametrize("stoppers", ["kill_all+launcher", "launcher-only"])
-def test_upstream_401_ends_claude_code_within_seconds(
-    pytester: pytest.Pytester, tmp_path: Path, stoppers: str
-):
-    need("claude")
-    suite(pytester, timeout=300)
-    if stoppers == "launcher-only":  # as on a provider whose kill_all cannot reach a running command
-        (pytester.path / "conftest.py").write_text(NO_KILL_ALL)
-    fake = fake_upstream(key=REAL_KEY)
-    try:
-        result = run(
-            pytester, "claude-code", "--ale-upstream-anthropic", fake.url,
-            "--ale-env-file", env_file(tmp_path, "sk-wrong-key-0123456789"), "--ale-infra-retries", "0",
-        )  # fmt: skip
-    finally:
-        fake.stop()
-    result.assert_outcomes(errors=1)
-    found = props(pytester)
-    assert found["ale_status"] == "error" and float(found["ale_duration_s"]) < 60  # not 300 s
-    folder = artifacts(pytester)
-    record = json.loads((folder / "result.json").read_text())
-    assert record["error_kind"] == "config"
-    assert f"upstream anthropic ({fake.url}) answered HTTP 401" in record["error"]
-    assert "ANTHROPIC_API_KEY" in record["error"]
-    assert (folder / "trajectory.json").is_file() and (folder / "gateway.json").is_file()
-    assert fake.rejected_keys and len(fake.rejected_keys) <= 2  # later tries refused by the gateway
-    events = [json.loads(line) for line in (folder / "gateway.jsonl").read_text().splitlines()]
-    assert any(e.get("stop") == "config_error" for e in events)  # Claude Code retries a 401: it was stopped
-    if stoppers == "launcher-only":
-        assert "ale launcher: the model gateway stopped the agent" in (folder / "agent.log").read_text()
-
-
-def failing_after_work(pytester: pytest.Pytester, tmp_path: Path) -> tuple[Path, str]:
-    """Claude Code on an upstream that answers once, then 500 for good: the trial's folder."""
-    need("claude")
-    suite(pytester, timeout=120)
-    fake = fake_upstream(key=REAL_KEY, fail_after=1, fail_status=500, retry_after=0)
-    began = time.monotonic()
-    try:
-        result = run(
-            pytester, "claude-code", "--ale-upstream-anthropic", fake.url,
-            "--ale-env-file", env_file(tmp_path), "--ale-upstream-retries", "2", "--ale-infra-retries", "0",
-        )  # fmt: skip
-    finally:
-        fake.stop()
-    assert time.monotonic() - began < 100  # bound 30 s + grace: well below the 120 s timeout
-    result.assert_outcomes(errors=1)
-    return artifacts(pytester), fake.url
-
-
-def test_an_upstream_failing_after_some_work_is_an_infrastructure_error_with_its_books(
-    pytester: pytest.Pytester, tmp_path: Path
-):
-    folder, url = failing_after_work(pytester, tmp_path)
-    record = json.loads((folder / "result.json").read_text())
-    assert record["error_kind"] == "infrastructure" and not record["timed_out"]
-    assert f"upstream anthropic ({url}) answered HTTP 500" in record["error"]
-    gateway = json.loads((folder / "gateway.json").read_text())
-    assert gateway["input_tokens"] > 0 and gateway["requests"] >= 1
-    trajectory = validate_trajectory(json.loads((folder / "trajectory.json").read_text()))
-    assert trajectory.final_metrics is not None  # the run's own trajectory, with the gateway's figures
-    assert trajectory.final_metrics.total_prompt_tokens == gateway["input_tokens"]
-    assert any(s.source == "agent" for s in trajectory.steps)
-    assert "answered HTTP 500" in trajectory.steps[-1].message
-
-
-@pytest.mark.xfail(
-    strict=True, reason="trial._attempt must pass its TrialResult to _run_agent (the lead's one-line change)"
-)
-def test_an_error_trials_result_and_junit_keep_the_gateways_figures(
-    pytester: pytest.Pytester, tmp_path: Path
-):
-    folder, _ = failing_after_work(pytester, tmp_path)
-    gateway = json.loads((folder / "gateway.json").read_text())
-    record = json.loads((folder / "result.json").read_text())
-    assert record["status"] == "error" and gateway["input_tokens"] > 0
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
-        assert record[name] == gateway[name], name
-    assert record["cost_usd"] == pytest.approx(gateway["cost_usd"])
-    found = props(pytester)
-    assert int(found["ale_input_tokens"]) == gateway["input_tokens"]
-    assert int(found["ale_model_requests"]) == gateway["requests"]
-
-
-def test_a_hung_upstream_is_an_infrastructure_error_not_the_agents_timeout(
-    pytester: pytest.Pytester, tmp_path: Path
-):
-    need("claude")
-    suite(pytester, timeout=40)  # bound and silence: 10 s
-    fake = fake_upstream(key=REAL_KEY, hang_after=0)
-    try:
-        result = run(
-            pytester, "claude-code", "--ale-upstream-anthropic", fake.url,
-            "--ale-env-file", env_file(tmp_path), "--ale-infra-retries", "0",
-        )  # fmt: skip
-    finally:
-        fake.stop()
-    result.assert_outcomes(errors=1)
-    record = json.loads((artifacts(pytester) / "result.json").read_text())
-    assert record["error_kind"] == "infrastructure" and not record["timed_out"]
-    assert f"upstream anthropic ({fake.url}) sent no answer for 10 s" in record["error"]
-    assert record["phases"]["agent"] < 35

@@ -37,6 +37,8 @@ class FakeUpstream:
     fail_after: int | None = None
     #: after this many answers, never answer again (the connection stays open)
     hang_after: int | None = None
+    #: after this many answers, send an answer's headers and first event, then nothing
+    stall_after: int | None = None
     #: prompt tokens each answer reports as read from / written to the prompt cache
     cache_read: int = 0
     cache_write: int = 0
@@ -91,7 +93,7 @@ class FakeUpstream:
         auth = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key") or auth
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         fmt = detect(request.path)
         if fmt is None:
             return web.json_response(error_body(404, "not_found_error", request.path), status=404)
@@ -137,4 +139,11 @@ class FakeUpstream:
         usage.cache_read_tokens, usage.cache_write_tokens = self.cache_read, write
         self.billed.add(usage)
         content_type, data = fmt.render(reply, model, usage, stream)
+        if self.stall_after is not None and self.requests > self.stall_after:
+            out = web.StreamResponse(headers={"content-type": content_type})
+            await out.prepare(request)
+            await out.write(data.split(b"\n\n", 1)[0] + b"\n\n")
+            assert self._closing is not None
+            await self._closing.wait()  # silent mid-answer until stop()
+            return out
         return web.Response(body=data, content_type=content_type)

@@ -167,7 +167,7 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
             task.setup(sandbox, variant)
         with _phase(plan, phases, "install"):
             plan.agent.install(sandbox)
-        agent_result = _run_agent(plan, sandbox, phases)
+        agent_result = _run_agent(plan, sandbox, phases, result)
         _absorb_agent(result, agent_result)
         with _phase(plan, phases, "fence"):
             fenced = fence(sandbox)

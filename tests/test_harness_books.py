@@ -185,9 +185,6 @@ def test_an_upstream_failing_after_some_work_is_an_infrastructure_error_with_its
     assert "answered HTTP 500" in trajectory.steps[-1].message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="trial._attempt must pass its TrialResult to _run_agent (the lead's one-line change)"
-)
 def test_an_error_trials_result_and_junit_keep_the_gateways_figures(
     pytester: pytest.Pytester, tmp_path: Path
 ):

@@ -8,10 +8,12 @@ botocore ``before-call`` hook on the provider's real client (the call never reac
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 pytest.importorskip("boto3")
 pytest.importorskip("moto")
@@ -98,6 +100,12 @@ def test_instance_is_tagged_keyed_and_shut_down_means_terminate(env: Env) -> Non
             InstanceId=sandbox.instance.id, Attribute="instanceInitiatedShutdownBehavior"
         )
         assert attribute["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+        user_data = env.ec2().describe_instance_attribute(
+            InstanceId=sandbox.instance.id, Attribute="userData"
+        )
+        users = yaml.safe_load(base64.b64decode(user_data["UserData"]["Value"]))["users"]
+        assert users[0] == "default" and users[1]["name"] == provider.agent_user
+        assert users[1]["sudo"] is False and "ssh_authorized_keys" not in users[1]  # no sudo, no key
         (group,) = env.ec2().describe_security_groups(
             GroupIds=[g["GroupId"] for g in data["SecurityGroups"]]
         )["SecurityGroups"]

@@ -48,6 +48,8 @@ def test_instance_has_labels_and_key_metadata_and_is_deleted(env: Env) -> None:
     metadata = {item["key"]: item["value"] for item in data["metadata"]["items"]}
     assert metadata["ssh-keys"] == f"root:{provider.public_key}"
     assert metadata["block-project-ssh-keys"] == "true"
+    # the agent's account is made at boot (and by the sandbox if the image has no guest agent)
+    assert f"useradd -m -U -s /bin/bash {provider.agent_user}" in metadata["startup-script"]
     assert data["machineType"].endswith("machineTypes/e2-standard-4")
     assert sandbox.exec(["echo", "via fake + sshd"]).stdout == "via fake + sshd\n"
     provider.release(sandbox)

@@ -67,8 +67,11 @@ def test_domain_overlay_seed_and_metadata_then_all_removed(env: Env) -> None:
     seed = Path(sandbox.instance.data["seed"])
     files = read_seed(seed.read_bytes())
     assert files["user-data"].startswith("#cloud-config")
-    (user,) = yaml.safe_load(files["user-data"])["users"]
+    user, agent = yaml.safe_load(files["user-data"])["users"]
     assert user["ssh_authorized_keys"] == [provider.public_key] and "NOPASSWD" in user["sudo"]
+    # the agent's account: no sudo, no key, never the SSH user
+    assert agent["name"] == provider.agent_user != user["name"]
+    assert agent["sudo"] is False and "ssh_authorized_keys" not in agent
     assert name in files["meta-data"]
     assert domains()[name] is True
     assert sandbox.exec(["echo", "via libvirt + sshd"]).stdout == "via libvirt + sshd\n"

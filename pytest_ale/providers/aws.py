@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import ConfigError, InfrastructureError
 from ..sandbox import SandboxSpec
+from .cloudinit import agent_user_entry, cloud_config
 from .vm_base import MANAGED, CapacityError, Instance, QuotaError, VmProvider, sweepable
 
 CAPACITY_CODES = {
@@ -173,8 +174,10 @@ class AwsProvider(VmProvider):
                     "Ebs": {"VolumeSize": int(self.options["disk_gb"]), "DeleteOnTermination": True},
                 }
             ]
-        if self.options.get("user_data"):
-            request["UserData"] = str(self.options["user_data"])
+        # the image's default user (the key pair's) and the agent's account
+        request["UserData"] = str(
+            self.options.get("user_data") or cloud_config(["default", agent_user_entry(self.agent_user)])
+        )
         return request
 
     def wait_address(self, instance: Instance, timeout_s: float) -> str:

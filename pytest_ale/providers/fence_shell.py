@@ -44,7 +44,8 @@ uid=$1; name=$2; shift 2
 for d in /tmp /var/tmp /dev/shm; do
   [ -d "$d" ] && [ ! -L "$d" ] || continue
   q="$d/$name"
-  [ -n "$(find "$d" -mindepth 1 -maxdepth 1 -uid "$uid" ! -name "$name" -print -quit 2>/dev/null)" ] || continue
+  first=$(find "$d" -mindepth 1 -maxdepth 1 -uid "$uid" ! -name "$name" -print -quit 2>/dev/null)
+  [ -n "$first" ] || continue
   mkdir -m 700 "$q" 2>/dev/null || { [ -d "$q" ] && [ ! -L "$q" ] && [ "$(stat -c %u "$q")" = 0 ]; } || exit 3
   chmod 700 "$q"
   find "$d" -mindepth 1 -maxdepth 1 -uid "$uid" ! -name "$name" -exec mv -f -t "$q" -- {} + || exit 4

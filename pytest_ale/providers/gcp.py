@@ -39,6 +39,7 @@ from google.cloud import compute_v1
 
 from ..errors import ConfigError, InfrastructureError
 from ..sandbox import SandboxSpec
+from .cloudinit import agent_user_script
 from .vm_base import MANAGED, CapacityError, Instance, QuotaError, VmProvider
 
 CAPACITY_CODES = {
@@ -140,6 +141,7 @@ class GcpProvider(VmProvider):
                 items=[
                     compute_v1.Items(key="ssh-keys", value=f"{self.ssh_user}:{self.public_key}"),
                     compute_v1.Items(key="block-project-ssh-keys", value="true"),
+                    compute_v1.Items(key="startup-script", value=agent_user_script(self.agent_user)),
                 ]
             ),
             scheduling=compute_v1.Scheduling(automatic_restart=False, on_host_maintenance="TERMINATE"),

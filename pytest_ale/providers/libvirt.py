@@ -85,7 +85,7 @@ class LibvirtProvider(VmProvider):
         seed = self.seed_dir / f"{name}-seed.iso"
         try:
             self.seed_dir.mkdir(parents=True, exist_ok=True)
-            seed.write_bytes(seed_iso(name, name, self.ssh_user, self.public_key))
+            seed.write_bytes(seed_iso(name, name, self.ssh_user, self.public_key, self.agent_user))
             xml = self._domain_xml(spec, name, volume.path(), str(seed), labels)
             domain = self.conn.defineXML(xml)
             instance = Instance(domain.UUIDString(), name, self.conn.getURI(), data={"seed": str(seed)})

@@ -27,7 +27,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import asyncssh
 
@@ -174,6 +174,9 @@ class SshSession:
                 f"{self.target.label()}: cannot forward host socket {local} to {remote} "
                 f"(is AllowStreamLocalForwarding off in sshd_config?): {exc}"
             ) from exc
+        # sshd makes the socket its login user's only (StreamLocalBindMask 0177); the door
+        # is meant for the agent, which runs as another user
+        await conn.run(f"chmod 666 {shlex.quote(remote)}", check=False, input=b"")
 
     def _alive(self) -> bool:
         return self.conn is not None and not self.conn.is_closed()
@@ -206,6 +209,65 @@ class SshSession:
         if done.exit_signal is not None and done.exit_status in (None, -1):
             code = -1
         return Completed(code, _b(done.stdout), _b(done.stderr), False, time.monotonic() - started)
+
+    def run_to_file(
+        self, command: str, out: BinaryIO, *, limit: int, timeout: float | None = None
+    ) -> tuple[Completed, bool]:
+        """Run ``command`` writing its stdout to ``out`` as it comes (never all in memory);
+        past ``limit`` bytes the command is stopped. The result (``stdout`` empty) and
+        whether the limit stopped it."""
+        return self.loop.run(self._run_to_file(command, out, limit, timeout))
+
+    async def _run_to_file(
+        self, command: str, out: BinaryIO, limit: int, timeout: float | None
+    ) -> tuple[Completed, bool]:
+        conn = await self._ensure()
+        started = time.monotonic()
+        over = False
+        try:
+            proc = await conn.create_process(command, encoding=None, stdin=asyncssh.DEVNULL)
+        except DROPPED as exc:
+            raise ConnectionDropped(f"SSH connection to {self.target.label()} dropped: {exc}") from exc
+
+        async def drain_errors() -> bytes:
+            kept = bytearray()
+            while chunk := await proc.stderr.read(1 << 16):
+                kept += chunk[: max(0, (1 << 20) - len(kept))]
+            return bytes(kept)
+
+        async def pump() -> None:
+            nonlocal over
+            total = 0
+            while chunk := await proc.stdout.read(1 << 20):
+                total += len(chunk)
+                if total > limit:
+                    over = True
+                    return
+                out.write(chunk)
+
+        errors = asyncio.ensure_future(drain_errors())
+        timed_out = False
+        stderr = b""
+        try:
+            await asyncio.wait_for(pump(), timeout)
+            if not over:
+                await asyncio.wait_for(proc.wait_closed(), 30)
+                stderr = await asyncio.wait_for(errors, 5)
+        except TimeoutError:
+            timed_out = True
+        except DROPPED as exc:
+            raise ConnectionDropped(f"SSH connection to {self.target.label()} dropped: {exc}") from exc
+        finally:
+            if not errors.done():
+                proc.close()
+                errors.cancel()
+        elapsed = time.monotonic() - started
+        if timed_out or over:
+            return Completed(None, b"", b"", timed_out, elapsed), over
+        if proc.exit_status is None and proc.exit_signal is None:
+            raise ConnectionDropped(f"SSH connection to {self.target.label()} dropped mid-command")
+        code = proc.exit_status if proc.exit_status is not None else 128 + 9
+        return Completed(code, b"", stderr, False, elapsed), False
 
     def drop(self) -> None:
         """Forget the current connection (the next command reconnects)."""

@@ -4,12 +4,24 @@ Preset (``providers/static.yaml``)::
 
     kind: static
     hosts: [eval-box-1, "ubuntu@eval-box-2:2222"]   # or host:/port:/user: for one machine
-    user: root
+    user: root                       # the login user: root, or passwordless sudo
+    agent_user: ale-agent            # required: who the agent runs as (see below)
     key: ~/.ssh/ale_ed25519          # private key file
     host_key: ~/.ssh/known_hosts     # known_hosts file or one public key line; unset = TOFU
     root: /srv/ale                   # optional: each trial's workdir goes under here
     cleanup: "docker system prune -f"   # optional command run after every trial
     lock_timeout_s: 3600
+    max_output_mb: 2048              # caps on the collected output/
+    max_output_files: 100000
+
+The agent runs as ``agent_user``, an unprivileged account that must already exist on
+every host (``sudo useradd -m -U ale-agent``; no sudo rights, no SSH key, not the login
+user, not root); the login user stages, fences and grades, through ``sudo -n`` unless it
+is root. Between trials everything the agent left in ``/tmp``, ``/var/tmp`` and
+``/dev/shm`` is removed and its processes killed. Without ``agent_user`` the provider
+refuses to start, unless ``unsafe_shared_user: true``: then the agent runs as the login
+user, with the login user's rights, fenced by an environment marker that ``env -i``
+escapes; nothing keeps it from the grader, and its scores are not to be trusted.
 
 One trial per host at a time, across every pytest process on this machine (an ``flock``
 per host): list several hosts to run several trials at once. Without ``root`` a trial
@@ -120,6 +132,21 @@ class StaticProvider(Provider):
             self.options.get("lock_dir") or Path(tempfile.gettempdir()) / "pytest-ale-static"
         )
         self.lock_timeout = float(self.options.get("lock_timeout_s", 3600))
+        agent = self.options.get("agent_user")
+        self.agent_user = str(agent) if agent else None
+        if self.agent_user is None and not _truthy(self.options.get("unsafe_shared_user")):
+            raise ConfigError(
+                "static provider: set `agent_user:` to an unprivileged account on the hosts for "
+                "the agent to run as (create it: sudo useradd -m -U ale-agent); the login user "
+                "needs root or passwordless sudo. (`unsafe_shared_user: true` runs the agent as "
+                "the login user instead, and its scores cannot be trusted.)"
+            )
+        for host, _port, user in self.hosts:
+            if self.agent_user in (user, "root"):
+                raise ConfigError(
+                    f"static provider: agent_user {self.agent_user!r} must be another account than "
+                    f"the login user ({user}@{host}) and root"
+                )
 
     @classmethod
     def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
@@ -179,7 +206,8 @@ class StaticProvider(Provider):
                     if keep:
                         return
                     gone = [trial_root or workdir, sandbox.scratch, *{p.rpartition("/")[0] for p in forwards}]
-                    sandbox._plain("rm -rf " + " ".join(shlex.quote(g) for g in gone if g), timeout=600)
+                    rm = "rm -rf " + " ".join(shlex.quote(g) for g in gone if g)
+                    sandbox._plain(rm, timeout=600, root=True)
                     if cleanup:
                         sandbox._plain(str(cleanup), timeout=600)
                 finally:
@@ -192,11 +220,15 @@ class StaticProvider(Provider):
                 scratch=f"{trial_root}/tmp" if trial_root else None,
                 socket_paths=socket_paths,
                 sudo=bool(self.options.get("sudo", False)),
+                agent_user=self.agent_user,
+                max_output_mb=self.options.get("max_output_mb"),
+                max_output_files=self.options.get("max_output_files"),
                 on_close=on_close,
                 name=f"static host {user}@{host}:{port}",
             )
             sandbox.host_lock = lock
-            sandbox._plain(f"rm -rf {shlex.quote(workdir)}", timeout=600)
+            sandbox.scrub_on_close = not keep
+            sandbox._plain(f"rm -rf {shlex.quote(workdir)}", timeout=600, root=True)
             sandbox.prepare()
             return sandbox
         except BaseException:
@@ -217,7 +249,8 @@ class StaticProvider(Provider):
                 for name in listing.stdout.decode().split():
                     if _sweepable(name, run_id, now):
                         path = f"{self.root}/{name}"
-                        session.run(f"rm -rf {shlex.quote(path)}", timeout=600)
+                        sudo = "sudo -n " if user != "root" else ""  # the agent's files
+                        session.run(f"{sudo}rm -rf {shlex.quote(path)}", timeout=600)
                         removed.append(f"{host}:{path}")
             finally:
                 session.close()
@@ -231,6 +264,12 @@ def _sweepable(name: str, run_id: str | None, now: int) -> bool:
     if run_id is not None:
         return run_id_matches(match["run"], run_id, _slug)
     return int(match["expiry"]) < now
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def _slug(text: str) -> str:

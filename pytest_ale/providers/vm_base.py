@@ -13,10 +13,16 @@ it and how to *list* what it made. This base does the rest the same way for all:
 - release deletes the instance, always (unless ``--ale-keep``); ``close`` deletes any
   instance still held (a crash between acquire and release).
 
+The agent runs as ``agent_user`` (default ``agent``): an unprivileged account without sudo
+or SSH key that the instance's boot creates (cloud-init, a startup script), and the
+sandbox creates through sudo if the image skipped it; the SSH user (passwordless sudo)
+stages, fences and grades.
+
 Common options: ``images`` (``{snapshot: image, default: image}``) or ``image``;
-``ssh_user``; ``ssh_port``; ``ssh_host`` (a template on ``{address}``, for bastions or
-tunnels; default the address itself); ``boot_timeout_s``; ``root`` (put workspaces
-under this folder instead of the task's path, for machines shared between trials).
+``ssh_user``; ``agent_user``; ``max_output_mb`` / ``max_output_files``; ``ssh_port``;
+``ssh_host`` (a template on ``{address}``, for bastions or tunnels; default the address
+itself); ``boot_timeout_s``; ``root`` (put workspaces under this folder instead of the
+task's path, for machines shared between trials).
 """
 
 from __future__ import annotations
@@ -98,6 +104,12 @@ class VmProvider(Provider):
         self.key = ephemeral_key()
         self.public_key = public_line(self.key)
         self.ssh_user = str(self.options.get("ssh_user", self.default_user))
+        self.agent_user = str(self.options.get("agent_user") or "agent")
+        if self.agent_user in (self.ssh_user, "root"):
+            raise ConfigError(
+                f"{self.name} preset: agent_user {self.agent_user!r} must be another account than "
+                f"the SSH user ({self.ssh_user}) and root: the agent must not hold their rights"
+            )
         self.live: dict[str, Instance] = {}
 
     # -- hooks -------------------------------------------------------------------------
@@ -183,10 +195,15 @@ class VmProvider(Provider):
             scratch=f"{root}/tmp" if root else None,
             socket_paths=socket_paths,
             sudo=self.ssh_user != "root",
+            agent_user=self.agent_user,
+            create_agent=True,
+            max_output_mb=self.options.get("max_output_mb"),
+            max_output_files=self.options.get("max_output_files"),
             on_close=lambda _sandbox: self._delete(instance),
             name=f"{self.name} instance {instance.name} ({instance.where})",
         )
         sandbox.instance = instance
+        sandbox.scrub_on_close = root is not None and not self.options.get("keep")  # a shared machine
         try:
             sandbox.prepare()
         except BaseException:

@@ -4,10 +4,11 @@ A new provider joins with one line in ``CASES`` (its factory may live anywhere):
 
     Case("docker", make_docker, skip=docker_skip),
 
-``make(env)`` builds a ready provider (its data path wired to the loopback sshd where it
-is a VM provider); ``gone(env, sandbox)`` says whether a released sandbox left nothing
-behind (checked in the control plane's own state: moto, the GCE fake, libvirt);
-``skip()`` gives a reason to skip (missing engine), unless ``ALE_REQUIRE_<NAME>=1``.
+``make(env, **options)`` builds a ready provider, ``options`` added to its preset (its data
+path wired to the loopback sshd where it is a VM provider); ``gone(env, sandbox)`` says
+whether a released sandbox left nothing behind (checked in the control plane's own state:
+moto, the GCE fake, libvirt); ``skip()`` gives a reason to skip (missing engine), unless
+``ALE_REQUIRE_<NAME>=1``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .sshd import available as sshd_unavailable
 @dataclass
 class Case:
     name: str
-    make: Callable[[Env], Provider]
+    make: Callable[..., Provider]
     gone: Callable[[Env, Sandbox], bool] = lambda env, sandbox: True
     skip: Callable[[], str | None] = lambda: None
     #: sweep without a run id removes only expired sandboxes (local removes every one)
@@ -57,10 +58,10 @@ def _module_missing(*modules: str) -> Callable[[], str | None]:
 
 
 # -- local ---------------------------------------------------------------------------------
-def make_local(env: Env) -> Provider:
+def make_local(env: Env, **extra: Any) -> Provider:
     from pytest_ale.providers.local import LocalProvider
 
-    return LocalProvider({"root": str(env.folder("local"))})
+    return LocalProvider({"root": str(env.folder("local")), **extra})
 
 
 def local_gone(env: Env, sandbox: Any) -> bool:
@@ -83,6 +84,7 @@ def static_options(env: Env, **extra: Any) -> dict[str, Any]:
         "host": "127.0.0.1",
         "port": env.sshd.port,
         "user": "root",
+        "agent_user": env.agent_user,
         "key": str(keyfile),
         "host_key": env.sshd.host_key_line,
         "root": str(env.folder("static-root")),
@@ -92,10 +94,10 @@ def static_options(env: Env, **extra: Any) -> dict[str, Any]:
     }
 
 
-def make_static(env: Env) -> Provider:
+def make_static(env: Env, **extra: Any) -> Provider:
     from pytest_ale.providers.static import StaticProvider
 
-    return StaticProvider(static_options(env))
+    return StaticProvider(static_options(env, **extra))
 
 
 def ssh_gone(env: Env, sandbox: Any) -> bool:
@@ -107,6 +109,7 @@ def ssh_gone(env: Env, sandbox: Any) -> bool:
 def vm_ssh_options(env: Env, name: str) -> dict[str, Any]:
     return {
         "ssh_user": "root",
+        "agent_user": env.agent_user,  # cloud-init would make it on a real VM
         "ssh_host": "127.0.0.1",
         "ssh_port": env.sshd.port,
         "host_key": env.sshd.host_key_line,
@@ -128,10 +131,10 @@ def aws_options(env: Env, **extra: Any) -> dict[str, Any]:
     }
 
 
-def make_aws(env: Env) -> Provider:
+def make_aws(env: Env, **extra: Any) -> Provider:
     from pytest_ale.providers.aws import AwsProvider
 
-    provider = AwsProvider(aws_options(env))
+    provider = AwsProvider(aws_options(env, **extra))
     env.sshd.authorize(provider.public_key)  # what cloud-init does with the key pair on EC2
     return provider
 
@@ -159,10 +162,10 @@ def gcp_options(env: Env, **extra: Any) -> dict[str, Any]:
     }
 
 
-def make_gcp(env: Env) -> Provider:
+def make_gcp(env: Env, **extra: Any) -> Provider:
     from pytest_ale.providers.gcp import GcpProvider
 
-    return GcpProvider(gcp_options(env))  # the fake's "guest agent" authorizes the key
+    return GcpProvider(gcp_options(env, **extra))  # the fake's "guest agent" authorizes the key
 
 
 def gcp_gone(env: Env, sandbox: Any) -> bool:
@@ -182,10 +185,10 @@ def libvirt_options(env: Env, **extra: Any) -> dict[str, Any]:
     }
 
 
-def make_libvirt(env: Env) -> Provider:
+def make_libvirt(env: Env, **extra: Any) -> Provider:
     from pytest_ale.providers.libvirt import LibvirtProvider
 
-    provider = LibvirtProvider(libvirt_options(env))
+    provider = LibvirtProvider(libvirt_options(env, **extra))
     env.sshd.authorize(provider.public_key)  # what cloud-init does with the NoCloud seed
     return provider
 
@@ -203,10 +206,10 @@ def libvirt_gone(env: Env, sandbox: Any) -> bool:
     return name not in names and f"{name}.qcow2" not in volumes
 
 
-def make_docker(env: Env) -> Provider:
+def make_docker(env: Env, **extra: Any) -> Provider:
     from pytest_ale.providers.docker import DockerProvider
 
-    return DockerProvider({})
+    return DockerProvider(extra)
 
 
 def docker_gone(env: Env, sandbox: Any) -> bool:

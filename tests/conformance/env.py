@@ -3,7 +3,10 @@
 - ``sshd``: a real OpenSSH server on loopback (``sshd.py``), every VM provider's data path;
 - ``moto``: a ``moto_server`` (``ThreadedMotoServer``) on loopback for EC2 (and S3);
 - ``gce``: the loopback GCE fake (``tests/fakes/gce.py``; a fake because no emulator exists);
-- ``libvirt``: the in-process ``test:///default`` driver.
+- ``libvirt``: the in-process ``test:///default`` driver;
+- ``agent_user``: a fresh unprivileged account on this machine (the loopback "VM"), what
+  the SSH providers run the agent as; one per ``Env``, so a fence (every process of that
+  uid) never reaches another test session's agent. Removed, with its files, by ``close``.
 
 Nothing here reaches a network beyond 127.0.0.1.
 """
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,9 @@ class Env:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="ale-conformance-"))
+        self.root.chmod(0o755)  # the agent's account reaches the workspaces made under it
         self._sshd: Sshd | None = None
+        self._agent_user: str | None = None
         self._moto: Any = None
         self._gce: Any = None
         self._saved_env: dict[str, str | None] = {}
@@ -73,6 +80,23 @@ class Env:
             self._gce = FakeGce(on_ssh_key=self.sshd.authorize).start()
         return self._gce
 
+    @property
+    def agent_user(self) -> str:
+        if self._agent_user is None:
+            name = f"ale-t{uuid.uuid4().hex[:8]}"
+            subprocess.run(["useradd", "-M", "-U", "-s", "/bin/sh", name], check=True, capture_output=True)
+            self._agent_user = name
+        return self._agent_user
+
+    def _drop_agent_user(self, name: str) -> None:
+        uid = subprocess.run(["id", "-u", name], capture_output=True, text=True).stdout.strip()
+        if uid.isdigit() and uid != "0":
+            kill = ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--", "kill", "-9", "-1"]
+            subprocess.run(kill, capture_output=True)
+            find = ["find", "/tmp", "/var/tmp", "/dev/shm", "-xdev", "-mindepth", "1", "-maxdepth", "1"]
+            subprocess.run([*find, "-uid", uid, "-exec", "rm", "-rf", "--", "{}", "+"], capture_output=True)
+        subprocess.run(["userdel", name], capture_output=True)
+
     def folder(self, name: str) -> Path:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
@@ -90,4 +114,6 @@ class Env:
                     os.environ[key] = value
         if self._gce is not None:
             self._gce.stop()
+        if self._agent_user is not None:
+            self._drop_agent_user(self._agent_user)
         shutil.rmtree(self.root, ignore_errors=True)

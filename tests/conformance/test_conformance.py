@@ -15,14 +15,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from pytest_ale.errors import InfrastructureError
-from pytest_ale.sandbox import Provider, Sandbox, SandboxSpec
+from pytest_ale.sandbox import Provider, Sandbox
 
 from .cases import Case
+from .conftest import spec_for
 from .env import Env
 
 ALIVE = 'test -d /proc/$1 && [ "$(sed "s/.*) //" /proc/$1/stat | cut -c1)" != Z ]'
@@ -35,17 +35,6 @@ def alive(sandbox: Sandbox, pid: str) -> bool:
             return False
         time.sleep(0.1)
     return True
-
-
-def spec_for(case: Case, run_id: str = "conformance", **extra) -> SandboxSpec:
-    return SandboxSpec(run_id=run_id, trial_id=f"tests/conformance::{uuid.uuid4().hex[:6]}", **extra)
-
-
-@pytest.fixture
-def sandbox(provider: Provider, case: Case) -> Iterator[Sandbox]:
-    made = provider.acquire(spec_for(case))
-    yield made
-    provider.release(made)
 
 
 def test_exec_exit_codes_and_streams(sandbox: Sandbox) -> None:

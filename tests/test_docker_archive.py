@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ale.errors import StagingError
-from pytest_ale.providers.docker_archive import STREAM_ABOVE, contents, restamp
+from pytest_ale.providers.docker_archive import STREAM_ABOVE, contents, restamp, stripped
 from pytest_ale.staging import stream_folders, tar_folders, tar_stream
 
 
@@ -98,3 +98,28 @@ def test_contents_strips_the_folder_docker_puts_on_top(tmp_path: Path) -> None:
     big.size = 100 * 1024**2
     with pytest.raises(StagingError, match="cap"):  # read lazily: refused while streaming
         contents([big.tobuf(), *([b"\0" * 1024**2] * 100)], top="output", max_bytes=1)
+
+
+def test_long_names_lose_the_folder_docker_puts_on_top(tmp_path: Path) -> None:
+    """Docker writes names over 100 characters as PAX ``path`` records; a renamed member
+    must not keep the old record (it put them back under ``output/``)."""
+    long_name, long_path = "n" * 200, "/".join(["d" * 120, "e" * 120, "f" * 70])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in ((long_name, b"a"), (long_path, b"b")):
+            info = tarfile.TarInfo(f"output/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("output/hard")
+        link.type, link.linkname = tarfile.LNKTYPE, f"output/{long_path}"
+        tar.addfile(link)
+    raw = buf.getvalue()
+    for data in (
+        contents([raw], top="output", max_bytes=10**6),
+        b"".join(stripped([raw[i : i + 700] for i in range(0, len(raw), 700)], top="output")),
+    ):
+        got = members(data)
+        assert sorted(got) == sorted([long_name, long_path, "hard"])
+        assert got["hard"].linkname == long_path
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            assert tar.extractfile(long_path).read() == b"b"  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("asyncssh")
 
-from pytest_ale.errors import InfrastructureError, SandboxGoneError
+from pytest_ale.errors import ConfigError, InfrastructureError, SandboxGoneError
 from pytest_ale.providers.static import StaticProvider
 from pytest_ale.sandbox import SandboxSpec
 from tests.conformance.cases import static_options
@@ -59,3 +59,42 @@ def test_wrong_host_key_is_refused(env: Env, tmp_path) -> None:
     provider = StaticProvider(static_options(env, host_key=other.host_key_line))
     with pytest.raises(InfrastructureError, match=r"refused|verif"):
         provider.acquire(SandboxSpec(run_id="ssh", trial_id="t"))
+
+
+def test_static_refuses_an_agent_that_would_share_the_login_users_rights(env: Env) -> None:
+    options = static_options(env)
+    del options["agent_user"]
+    with pytest.raises(ConfigError, match="agent_user"):
+        StaticProvider(options)
+    for same in ("root", options["user"]):
+        with pytest.raises(ConfigError, match="another account"):
+            StaticProvider({**options, "agent_user": same})
+
+
+def test_unsafe_shared_user_runs_the_agent_as_the_login_user(env: Env) -> None:
+    options = {**static_options(env), "unsafe_shared_user": True}
+    del options["agent_user"]
+    provider = StaticProvider(options)
+    sandbox = provider.acquire(SandboxSpec(run_id="ssh", trial_id="t"))
+    try:
+        assert sandbox.exec(["id", "-un"]).stdout.strip() == options["user"]
+        assert sandbox.sh("setsid sleep 300 >/dev/null 2>&1 &").ok
+        assert sandbox.agent_processes() == 1
+        assert sandbox.kill_all() == 1 and sandbox.agent_processes() == 0
+    finally:
+        provider.release(sandbox)
+
+
+def test_a_missing_agent_account_on_a_static_host_says_how_to_make_it(env: Env) -> None:
+    provider = StaticProvider({**static_options(env), "agent_user": "ale-no-such-account"})
+    with pytest.raises(InfrastructureError, match="useradd -m -U ale-no-such-account"):
+        provider.acquire(SandboxSpec(run_id="ssh", trial_id="t"))
+
+
+def test_a_vm_provider_refuses_the_ssh_user_as_agent(env: Env) -> None:
+    pytest.importorskip("libvirt")
+    from pytest_ale.providers.libvirt import LibvirtProvider
+    from tests.conformance.cases import libvirt_options
+
+    with pytest.raises(ConfigError, match="agent_user"):
+        LibvirtProvider(libvirt_options(env, agent_user="root"))

@@ -45,12 +45,13 @@ class RunBusyError(AleError):
 
 
 def process_start(pid: int) -> str:
-    """When ``pid`` started (clock ticks since boot, from /proc), or '' where unknown."""
+    """When ``pid`` started (clock ticks since boot, from /proc), or '' where unknown;
+    ``"exited"`` for a zombie (dead, its locks dropped, only not reaped yet)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return ""
-    return stat.rpartition(")")[2].split()[19]
+    return "exited" if fields[0] in ("Z", "X") else fields[19]
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class Owner:
             return False
         except PermissionError:
             pass
-        return not self.start or process_start(self.pid) in ("", self.start)
+        now = process_start(self.pid)
+        return now != "exited" and (not self.start or now in ("", self.start))
 
     def describe(self) -> str:
         return f"{self.role} pid {self.pid} on {self.host}"

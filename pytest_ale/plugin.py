@@ -165,11 +165,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     select(config, items, session.settings, session.resumed)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker lets go of everything at once: when its controller is gone, xdist's
+    own teardown of the session raises (nobody to report to) and unconfigure never runs."""
+    if hasattr(session.config, "workerinput"):
+        _close(session.config)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    _close(config)
+    interrupts.uninstall()
+
+
+def _close(config: pytest.Config) -> None:
     watch = config.stash.get(WATCH_KEY, None)
     if watch is not None:
         watch.stop()
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()  # the provider (every sandbox) first, then the run lock
-    interrupts.uninstall()

@@ -4,21 +4,26 @@ run still runs, no container is left, results.jsonl is whole, a sweep leaves not
 ``--ale-resume`` completes the run with the right exit status (see ``chaos.py``).
 
 The moments come from ``ALE_CHAOS_SEED`` (printed on failure) when set, else a fresh seed;
-``bench/bench_chaos.py`` runs many more rounds and counts.
+``bench/bench_chaos.py`` runs many more rounds and counts. Last, a forced sweep of a live
+run: its trials whose container vanished are infrastructure errors, never scores.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from ..test_docker_provider import docker_client_or_skip
-from .chaos import SIGNALS, TARGETS, build_project, run_round
+from .chaos import IMAGE, SIGNALS, TARGETS, build_project, containers, run_round
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +52,39 @@ def test_a_signal_at_a_random_moment_leaves_nothing_and_resume_completes_the_run
     assert rnd.ok, where + ("" if not rnd.twice else ", twice") + "\n" + "\n".join(rnd.problems)
     if not rnd.missed and signum != signal.SIGKILL and target == "controller":
         assert rnd.stop_s < 30, f"{where}: the run took {rnd.stop_s} s to stop"
+
+
+def test_a_forced_sweep_of_a_live_docker_run_never_turns_a_vanished_sandbox_into_a_score(
+    client, tmp_path: Path
+) -> None:
+    build_project(tmp_path)
+    (tmp_path / "agents" / "slow.yaml").write_text(
+        'kind: command\ncommand: "sleep 4; tr a-z A-Z < input/data.txt > output/data.txt"\n'
+    )
+    run_id = f"forced-{secrets.token_hex(4)}"
+    docker = ["--ale-provider=docker", f"--ale-provider-opt=image={IMAGE}", f"--ale-run-id={run_id}"]
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *docker]
+    args = [*base, "tasks/demo/a", "tasks/demo/b", "-n", "2", "--ale-agent=slow", "--ale-infra-retries=0"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while len(containers(client, run_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.5)  # both agents are mid-sleep
+    sweep = [*base, "--ale-sweep"]
+    refused = subprocess.run(sweep, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert refused.returncode == pytest.ExitCode.USAGE_ERROR and "is still running" in refused.stderr
+    assert len(containers(client, run_id)) == 2, "a refused sweep removed the live run's containers"
+    force = [*sweep, "--ale-sweep-force"]
+    forced = subprocess.run(force, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert "2 sandbox(es) removed" in forced.stdout, forced.stdout + forced.stderr
+    out, _ = proc.communicate(timeout=120)
+    rows = [json.loads(line) for line in (tmp_path / "reports" / "runs" / run_id / "results.jsonl").open()]
+    outcomes = [(r["status"], r["error_kind"], r["score"]) for r in rows]
+    assert outcomes == [("error", "infrastructure", None)] * 2, out.decode()[-3000:]
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED
+    assert containers(client, run_id) == []
+    # the run is over: resuming it runs both trials again, on sandboxes of their own
+    resumed = subprocess.run(
+        [*args, "--ale-resume"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert resumed.returncode == pytest.ExitCode.OK, resumed.stdout[-3000:]

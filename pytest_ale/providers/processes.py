@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MARKER = "ALE_SANDBOX_ID"
@@ -26,19 +27,25 @@ def _scan(marker_value: str) -> tuple[list[int], bool]:
     found: list[int] = []
     unsure = False
     me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                environ = fh.read()
-        except OSError:
+    for pid, environ in _each("environ"):
+        if pid == me:
             continue
         if not environ:
-            unsure = unsure or _may_be_exec(int(entry.name))
+            unsure = unsure or _may_be_exec(pid)
         elif needle in environ + b"\0":
-            found.append(int(entry.name))
+            found.append(pid)
     return found, unsure
+
+
+def _each(name: str) -> Iterator[tuple[int, bytes]]:
+    """``(pid, content of /proc/PID/<name>)`` for every process that can be read."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/{name}", "rb") as fh:
+                    yield int(entry.name), fh.read()
+            except OSError:
+                continue
 
 
 def _may_be_exec(pid: int) -> bool:
@@ -142,18 +149,11 @@ def kill_running(running: set[subprocess.Popen]) -> int:
 def uid_processes(uid: int) -> list[int]:
     """PIDs of the live (not zombie) processes whose real uid is ``uid``."""
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status", "rb") as fh:
-                status = fh.read()
-        except OSError:
-            continue
+    for pid, status in _each("status"):
         fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
         real = fields.get(b"Uid", b"").split()
         if real and int(real[0]) == uid and not fields.get(b"State", b"").strip().startswith(b"Z"):
-            found.append(int(entry.name))
+            found.append(pid)
     return found
 
 

@@ -77,7 +77,12 @@ def test_grader_exec_is_another_user_with_a_clean_path_in_a_fresh_folder(sandbox
     assert done.ok, done.stderr
     uid, cwd, path, owner, entries = done.stdout.split("\n")[:5]
     assert uid != agent_uid, "the grader runs as the agent"
-    assert path == GRADER_ENV["PATH"]
+    system = GRADER_ENV["PATH"].split(":")
+    assert path.split(":")[: len(system)] == system, path
+    for extra in path.split(":")[len(system) :]:  # local adds its read-only /ale/bin (python)
+        assert not sandbox.exec(["test", "-w", extra]).ok, (
+            f"the agent can write {extra}, on the grader's PATH"
+        )
     assert owner == uid and int(entries) == 0
     assert not cwd.startswith(sandbox.workdir.rstrip("/") + "/") and cwd != sandbox.workdir
     assert cwd.rstrip("/").rpartition("/")[2] not in agent_saw, "the agent saw the grader's folder"

@@ -85,6 +85,12 @@ class Owner:
         return f"{self.role} pid {self.pid} on {self.host}"
 
 
+def stamp() -> str:
+    """This process as ``host/pid/start``: what a provider labels its sandboxes with."""
+    me = Owner.me("")
+    return f"{me.host}/{me.pid}/{me.start}"
+
+
 def owners(run_dir: Path) -> list[Owner]:
     """Every owner file of the run, live or stale."""
     found = []

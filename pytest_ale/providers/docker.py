@@ -5,12 +5,13 @@ Build the sandbox image once (no registry needed; see ``docker_image``)::
     python -m pytest_ale.providers.docker_image build    # or: pytest-ale-image build
     pytest tasks --ale-provider docker --ale-agent oracle
 
-Each container is labelled (run id, test id, expiry as epoch seconds), limited (CPUs and
-memory from the task card, else the preset; a PID cap), has no network unless the card or
-preset allows it, and runs ``docker-init`` as PID 1 so orphans are reaped. The container
-itself only sleeps; every command is an exec, as the non-root user ``agent`` unless asked
-otherwise. Host Unix sockets in ``SandboxSpec.sockets`` (the model gateway's door) are
-bind-mounted at their sandbox paths.
+Each container is labelled (run id, test id, expiry as epoch seconds, the owning pytest
+process as host/pid/start), limited (CPUs and memory from the task card, else the preset;
+a PID cap), has no network unless the card or preset allows it, and runs ``docker-init``
+as PID 1 so orphans are reaped. The container itself only sleeps; every command is an
+exec, as the non-root user ``agent`` unless asked otherwise. Host Unix sockets in
+``SandboxSpec.sockets`` (the model gateway's door) are bind-mounted at their sandbox
+paths.
 
 The agent has no capabilities and cannot gain any: the container drops them all
 (``cap_drop=ALL``) but the few root-side tooling needs (``root_caps``: ``CHOWN`` to give
@@ -46,6 +47,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, InfrastructureError
+from ..liveness import stamp
 from ..sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
 from ..staging import DEFAULT_MAX_OUTPUT_FILES
 from .docker_client import (
@@ -60,6 +62,7 @@ from .docker_guard import ContainerGuard
 from .docker_image import DEFAULT_IMAGE
 from .docker_sandbox import DockerSandbox
 
+OWNER_LABEL = "pytest-ale.owner"
 KEEPALIVE = 'mkdir -p "$0" && chown "$1" "$0"; exec sleep 2147483647'
 DEFAULTS: dict[str, Any] = {
     "image": DEFAULT_IMAGE,
@@ -173,6 +176,7 @@ class DockerProvider(Provider):
                 RUN_LABEL: spec.run_id,
                 TEST_LABEL: spec.trial_id[:1000],
                 EXPIRY_LABEL: str(expires),
+                OWNER_LABEL: stamp(),  # host/pid/start of the pytest process that owns it
             }
         )
         return labels

@@ -15,6 +15,7 @@ import os
 import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,10 @@ def test_a_forced_sweep_of_a_live_docker_run_never_turns_a_vanished_sandbox_into
     while len(containers(client, run_id)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.5)  # both agents are mid-sleep
+    # each container names its owner: one worker process each, on this machine
+    labels = [client.api.inspect_container(c)["Config"]["Labels"] for c in containers(client, run_id)]
+    owners = {label["pytest-ale.owner"] for label in labels}
+    assert len(owners) == 2 and all(o.startswith(f"{socket.gethostname()}/") for o in owners), owners
     sweep = [*base, "--ale-sweep"]
     refused = subprocess.run(sweep, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert refused.returncode == pytest.ExitCode.USAGE_ERROR and "is still running" in refused.stderr

@@ -3,15 +3,20 @@ during a command (``SandboxGoneError``, its processes killed), and host-key chec
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("asyncssh")
 
 from pytest_ale.errors import ConfigError, InfrastructureError, SandboxGoneError
+from pytest_ale.fence import fence
 from pytest_ale.providers.static import StaticProvider
 from pytest_ale.sandbox import SandboxSpec
 from tests.conformance.cases import static_options
@@ -98,3 +103,41 @@ def test_a_vm_provider_refuses_the_ssh_user_as_agent(env: Env) -> None:
 
     with pytest.raises(ConfigError, match="agent_user"):
         LibvirtProvider(libvirt_options(env, agent_user="root"))
+
+
+@pytest.fixture
+def sudo_login(env: Env) -> Iterator[str]:
+    """A non-root login user with passwordless sudo (what a cloud image gives), removed after."""
+    if shutil.which("sudo") is None:
+        pytest.skip("sudo is not installed (bash .ci/vm.sh)")
+    name = f"ale-l{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "-m", "-U", "-s", "/bin/sh", "-p", "*", name], check=True)
+    rule = Path(f"/etc/sudoers.d/{name}")
+    rule.write_text(f"{name} ALL=(ALL) NOPASSWD:ALL\n")
+    rule.chmod(0o440)
+    try:
+        yield name
+    finally:
+        rule.unlink()
+        subprocess.run(["userdel", "-r", name], capture_output=True)
+
+
+def test_a_non_root_login_user_does_the_root_side_through_sudo(env: Env, sudo_login: str, tmp_path) -> None:
+    provider = StaticProvider(static_options(env, user=sudo_login))
+    sandbox = provider.acquire(SandboxSpec(run_id="ssh", trial_id="t"))
+    try:
+        assert sandbox.exec(["id", "-un"]).stdout.strip() == env.agent_user
+        assert sandbox.exec(["id", "-un"], user=sudo_login).stdout.strip() == sudo_login
+        sandbox.write_text(sandbox.path("output", "a.txt"), "from the host")
+        assert sandbox.sh("echo more >> output/a.txt && chmod 600 output/a.txt").ok
+        assert sandbox.sh("setsid sleep 300 >/dev/null 2>&1 &").ok
+        assert sandbox.agent_processes() == 1
+        fence(sandbox)
+        sandbox.prepare_grading()
+        graded = sandbox.grader_exec(["sh", "-c", "id -u; cat " + sandbox.path("output", "a.txt")])
+        assert graded.stdout.split("\n")[:2] == ["0", "from the hostmore"], graded.stderr
+        sandbox.collect(sandbox.path("output"), tmp_path / "out")
+        assert (tmp_path / "out" / "a.txt").read_text() == "from the hostmore\n"
+    finally:
+        provider.release(sandbox)
+    assert not Path(sandbox.workdir).exists()

@@ -310,7 +310,8 @@ class SshSandbox(Sandbox):
 
     def describe(self) -> str:
         t = self.session.target
-        return f"ssh -p {t.port} {t.user}@{t.host}  (workspace {self.workdir}; {self.name})"
+        agent = f"; the agent is {self.agent_user}" if self.agent_user else ""
+        return f"ssh -p {t.port} {t.user}@{t.host}  (workspace {self.workdir}{agent}; {self.name})"
 
     # -- helpers -----------------------------------------------------------------------
     def _plain(self, script: str, *, stdin: bytes = b"", timeout: float | None = None, root: bool = False):

@@ -130,34 +130,6 @@ def test_stdin_env_and_cwd(sandbox) -> None:
     assert (missing.exit_code, missing.stdout) == (127, "") and "no-such-program" in missing.stderr
 
 
-def test_the_agent_has_no_capabilities_and_setuid_gives_it_nothing(sandbox, client) -> None:
-    host = client.api.inspect_container(sandbox.id)["HostConfig"]
-    assert host["CapDrop"] == ["ALL"] and set(host["CapAdd"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER"}
-    assert "no-new-privileges" in host["SecurityOpt"]
-    status = sandbox.exec("grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status").stdout.split()
-    assert status == ["CapPrm:", "0" * 16, "CapEff:", "0" * 16, "NoNewPrivs:", "1"]
-    assert sandbox.exec("cp /usr/bin/id /opt/suid-id && chmod 4755 /opt/suid-id", user="root").ok
-    assert sandbox.exec("/opt/suid-id -u").stdout == "1000\n"  # the setuid bit is inert
-
-
-def test_a_root_agent_is_refused_unless_explicitly_unsafe(make_sandbox) -> None:
-    from pytest_ale.errors import ConfigError
-    from pytest_ale.providers.docker import DockerProvider
-
-    for unsafe in ({"user": "root"}, {"uid": 0}):
-        with pytest.raises(ConfigError, match="unsafe_root_agent"):
-            DockerProvider({"image": IMAGE, **unsafe})
-    rooted = DockerProvider({"image": IMAGE, "user": "root", "uid": 0, "gid": 0, "unsafe_root_agent": "true"})
-    try:
-        sb = make_sandbox(rooted)
-        assert sb.exec("id -u").stdout == "0\n"
-        assert sb.exec("setsid sleep 300 >/dev/null 2>&1 & echo ok").ok
-        assert sb.agent_processes() == 1 and sb.kill_all() == 1 and sb.agent_processes() == 0
-        assert sb.exec("echo still usable").ok
-    finally:
-        rooted.close()
-
-
 # -- timeouts and the fence ------------------------------------------------------------
 def test_timeout_kills_the_whole_process_tree(sandbox) -> None:
     started = time.monotonic()
@@ -258,35 +230,6 @@ def test_get_archive_gives_folder_contents_and_single_files(sandbox, monkeypatch
         sandbox.get_archive("/nowhere")
     with pytest.raises(FileNotFoundError):
         sandbox.read_bytes(sandbox.path("output/missing"))
-
-
-@pytest.mark.parametrize("engine_attempts", [3, 0], ids=["engine", "tar-in-container"])
-def test_collect_streams_long_names_to_disk_within_the_caps(
-    make_sandbox, monkeypatch, tmp_path: Path, engine_attempts
-) -> None:
-    from pytest_ale.errors import OutputOverCap
-    from pytest_ale.providers import docker_collect
-    from pytest_ale.providers.docker import DockerProvider
-
-    monkeypatch.setattr(docker_collect, "ENGINE_ATTEMPTS", engine_attempts)
-    small = DockerProvider({"image": IMAGE, "max_output_files": 6, "max_output_mb": 1})
-    try:
-        sb = make_sandbox(small)
-        deep = "/".join(["d" * 120, "e" * 120, "f" * 90])
-        sb.exec(f"mkdir -p output/{deep.rpartition('/')[0]}")
-        sb.exec(f"cd output && echo a > {'n' * 200} && echo b > {deep}")
-        report = sb.collect(sb.path("output"), tmp_path / "out")
-        assert report.files == 2 and report.refused == []
-        assert (tmp_path / "out" / ("n" * 200)).read_text() == "a\n"
-        assert (tmp_path / "out" / deep).read_text() == "b\n"
-        sb.exec("cd output && touch 1 2 3")
-        with pytest.raises(OutputOverCap, match="max_output_files=6"):
-            sb.collect(sb.path("output"), tmp_path / "again")
-        sb.exec("cd output && rm 1 2 3 && head -c 2000000 /dev/zero > big")
-        with pytest.raises(OutputOverCap, match="max_output_mb=1"):
-            sb.collect(sb.path("output"), tmp_path / "third")
-    finally:
-        small.close()
 
 
 def test_mkdir_is_there_for_whatever_comes_next(sandbox) -> None:

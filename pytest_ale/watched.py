@@ -13,6 +13,7 @@ sandbox itself (container, VM, the local trial folder outside its view) is not i
 from __future__ import annotations
 
 import sys
+from types import NotImplementedType
 from typing import Any
 
 from . import interrupts
@@ -68,6 +69,9 @@ def vanished(sandbox: Sandbox) -> str | None:
     """Why ``sandbox`` is no longer there, or ``None`` when it still runs commands."""
     if getattr(sandbox, "closed", False):
         return None  # released already (by the trial itself): nothing to ask
+    quick = _quick(sandbox)
+    if quick is not NotImplemented:
+        return quick
     try:
         done = sandbox.exec(["true"], timeout=PROBE_TIMEOUT_S)
     except InfrastructureError as exc:
@@ -75,3 +79,25 @@ def vanished(sandbox: Sandbox) -> str | None:
     if done.exit_code != 0 and sandbox.spec.os == "linux":
         return f"`true` exited {done.exit_code}: {(done.stderr or done.stdout).strip()[:200]}"
     return None
+
+
+def _quick(sandbox: Sandbox) -> str | NotImplementedType | None:
+    """The same question without running a command, where the sandbox's own handle tells
+    (the local trial folder, an engine's container): ``NotImplemented`` elsewhere."""
+    local = sys.modules.get("pytest_ale.providers.local_sandbox")
+    if local is not None and isinstance(sandbox, local.LocalSandbox):
+        # the trial folder with this sandbox's marker, out of the agent's view (a folder
+        # made again by a later step of the trial is not the sandbox)
+        try:
+            same = (sandbox.root / local.MARKER_FILE).read_text() == sandbox.marker
+        except OSError:
+            same = False
+        return None if same else f"its folder {sandbox.root} was removed"
+    docker = sys.modules.get("pytest_ale.providers.docker_sandbox")
+    if docker is not None and isinstance(sandbox, docker.DockerSandbox):
+        try:
+            state = sandbox.api.inspect_container(sandbox.id).get("State") or {}
+        except Exception as exc:  # NotFound, or an engine that no longer answers
+            return f"container {sandbox.name}: {exc}"
+        return None if state.get("Running") else f"container {sandbox.name} is {state.get('Status')}"
+    return NotImplemented

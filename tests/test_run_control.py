@@ -381,7 +381,7 @@ def test_a_live_run_is_never_swept_unless_forced_and_then_its_trial_is_an_infras
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out.decode()[-3000:]
     (row,) = results(pytester)
     assert (row["status"], row["error_kind"], row["score"]) == ("error", "infrastructure", None)
-    assert "the sandbox vanished during the trial" in row["error"]
+    assert "vanished" in row["error"] or "removed" in row["error"], row["error"]
     # the run is over: resuming it runs that trial again, on a sandbox of its own
     resumed = pytester.runpytest("tasks", "--ale-agent=slow", "--ale-run-id=live", "--ale-resume", root)
     resumed.assert_outcomes(passed=1)
@@ -417,3 +417,43 @@ def test_resumed_xdist_run_reports_and_exits_on_every_trial_of_the_run(
     done = pytester.runpytest(*args, "--ale-resume")
     assert done.ret == pytest.ExitCode.TESTS_FAILED
     assert next(g for g in summary(pytester)["groups"] if g["domain"] == "ALL")["trials"] == 4
+
+
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_a_sandbox_removed_behind_its_trial_is_noticed_at_release(kind: str, tmp_path: Path) -> None:
+    """``WatchedProvider``: a trial that ended normally on a sandbox someone removed meanwhile
+    (after its agent, while grading, say) raises ``SandboxGoneError``; an intact one and one
+    released while an interrupt unwinds do not."""
+    from pytest_ale.errors import SandboxGoneError
+    from pytest_ale.sandbox import SandboxSpec
+    from pytest_ale.watched import WatchedProvider
+
+    if kind == "docker":
+        from pytest_ale.providers.docker import DockerProvider
+
+        from .test_docker_provider import IMAGE, docker_client_or_skip
+
+        docker_client_or_skip()
+        inner = DockerProvider({"image": IMAGE})
+    else:
+        from pytest_ale.providers.local import LocalProvider
+
+        inner = LocalProvider({"root": str(tmp_path)})
+    provider = WatchedProvider(inner)
+    try:
+        run = f"watched-{os.getpid()}-{kind}"
+        intact = provider.acquire(SandboxSpec(run_id=f"{run}-a", trial_id="t1"))
+        provider.release(intact)  # no error
+        doomed = provider.acquire(SandboxSpec(run_id=f"{run}-b", trial_id="t2"))
+        assert inner.sweep(f"{run}-b")  # what a forced sweep does to a live run
+        with pytest.raises(SandboxGoneError, match="vanished during the trial"):
+            provider.release(doomed)
+        unwinding = provider.acquire(SandboxSpec(run_id=f"{run}-c", trial_id="t3"))
+        assert inner.sweep(f"{run}-c")
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                raise KeyboardInterrupt
+            finally:
+                provider.release(unwinding)  # the interrupt goes on, not a SandboxGoneError
+    finally:
+        provider.close()

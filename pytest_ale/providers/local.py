@@ -142,9 +142,16 @@ class LocalProvider(Provider):
             else:
                 doomed = owner.get("expires", 0) < time.time() or not _alive(owner.get("pid"))
             if doomed:
+                # moved aside first (atomic): a trial still running in it (a forced sweep)
+                # finds its sandbox gone at once, before its agent's processes are killed
+                grave = entry.with_name(f".swept-{entry.name}")
+                try:
+                    entry.rename(grave)
+                except OSError:
+                    grave = entry
                 if owner.get("run_id"):
-                    kill_marked_in(entry)
-                shutil.rmtree(entry, ignore_errors=True)
+                    kill_marked_in(grave)
+                shutil.rmtree(grave, ignore_errors=True)
                 removed.append(str(entry))
         self._free_stale_uids()
         return removed

@@ -313,7 +313,7 @@ class AleTask(TaskDefinition):
         the collection refused (a link to ``../reference/...``, staged a moment later, or to
         any file outside ``output/``) is not there to be followed."""
         target = sandbox.path("output")
-        cleared = sandbox.exec(["rm", "-rf", "--", target])
+        cleared = sandbox.exec(["rm", "-rf", "--", target], user=sandbox.grader_user)
         if cleared.exit_code != 0:
             raise StagingError(f"could not clear {target} before grading: {cleared.stderr}")
         sandbox.stage(sandbox.workdir, {"output": output_dir})
@@ -324,7 +324,7 @@ class AleTask(TaskDefinition):
         """Put ``reference/`` into the variant folder: only now, after the fence. Whatever
         the agent left under that name is removed first, so it cannot plant an answer key."""
         target = sandbox.path("reference")
-        cleared = sandbox.exec(["rm", "-rf", "--", target])
+        cleared = sandbox.exec(["rm", "-rf", "--", target], user=sandbox.grader_user)
         if cleared.exit_code != 0:
             raise StagingError(f"could not clear {target} before staging the reference: {cleared.stderr}")
         reference = self.data(variant).reference

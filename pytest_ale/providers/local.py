@@ -21,7 +21,8 @@ workspace: a debugging mode, with one warning per run saying that nothing is iso
 Options (``providers/local.yaml`` or ``--ale-provider-opt``): ``isolation``
 (``auto`` | ``bwrap`` | ``none``), ``root`` (where trial folders go), ``ro_binds`` (more
 host folders to show read-only), ``network`` (allow the network), ``max_output_mb`` and
-``max_output_files`` (caps on ``output/``).
+``max_output_files`` (caps on ``output/``), ``max_processes`` (how many processes the
+agent may have at once when pytest runs as root; default 4096).
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ AGENT_UIDS = range(1_200_000, 1_300_000)
 #: the ``user`` a grader command asks for (``grader_exec``): the host user, not the agent
 GRADER = "ale-grader"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+PRLIMIT = shutil.which("prlimit") or "/usr/bin/prlimit"
+#: processes the agent's uid may have at once (a fork bomb stops there, not at the host's)
+DEFAULT_MAX_PROCESSES = 4096
 
 
 class LocalSandbox(Sandbox):
@@ -146,7 +149,9 @@ class LocalSandbox(Sandbox):
         workdir = cwd or self.workdir
         if self.bwrap:
             if self.agent_uid is not None and not grader:
-                argv = [SETPRIV, *_drop_to(self.agent_uid), "--", *argv]
+                # the uid is this sandbox's alone, so RLIMIT_NPROC is a per-sandbox limit
+                nproc = int(self.options.get("max_processes", DEFAULT_MAX_PROCESSES))
+                argv = [PRLIMIT, f"--nproc={nproc}", SETPRIV, *_drop_to(self.agent_uid), "--", *argv]
             argv = [*self._bwrap_prefix(workdir), "--", *argv]
             host_cwd = None
         else:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,28 +180,66 @@ def kill_uid(uid: int) -> int:
     return killed
 
 
+#: output kept per stream of one command; past it the rest is read and dropped, saying so
+MAX_STREAM_BYTES = 16 * 1024**2
+
+
+class _CappedReader(threading.Thread):
+    """Drains one pipe, keeping its first ``MAX_STREAM_BYTES`` (an agent printing without
+    end must not fill the host's memory; ``communicate`` would keep it all)."""
+
+    def __init__(self, pipe) -> None:
+        super().__init__(name="ale-pipe", daemon=True)
+        self.pipe, self.kept, self.dropped = pipe, bytearray(), 0
+        self.start()
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := self.pipe.read1(1 << 16):
+                room = MAX_STREAM_BYTES - len(self.kept)
+                self.kept += chunk[: max(room, 0)]
+                self.dropped += max(len(chunk) - max(room, 0), 0)
+        with contextlib.suppress(OSError, ValueError):
+            self.pipe.close()
+
+    def value(self) -> bytes:
+        note = f"\n(output cut: {self.dropped} more bytes dropped past 16 MiB)\n" if self.dropped else ""
+        return bytes(self.kept) + note.encode()
+
+
+def _feed(pipe, data: bytes) -> None:
+    """Write ``data`` to a command's stdin and close it (in a thread: a command that never
+    reads must not block its own timeout)."""
+    with contextlib.suppress(OSError, ValueError):
+        pipe.write(data)
+    with contextlib.suppress(OSError, ValueError):
+        pipe.close()
+
+
 def _wait(
     proc: subprocess.Popen, stdin: bytes | None, timeout: float | None, marker_value: str, started: float
 ) -> Completed:
     timed_out = False
+    out, err = _CappedReader(proc.stdout), _CappedReader(proc.stderr)
+    if proc.stdin is not None:
+        threading.Thread(target=_feed, args=(proc.stdin, stdin or b""), name="ale-stdin", daemon=True).start()
     try:
-        out, err = proc.communicate(stdin, timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         _kill_group(proc.pid)
         kill_marked(marker_value)
-        try:
-            out, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            # a grandchild still holds the pipes open: stop reading, keep what we have
-            proc.kill()
-            out, err = b"", b"(output lost: a process kept the pipes open after the kill)"
+        proc.wait()
     except BaseException:
         _kill_group(proc.pid)
         kill_marked(marker_value)
         proc.wait()
         raise
-    return Completed(proc.returncode, out or b"", err or b"", timed_out, time.monotonic() - started)
+    for reader in (out, err):
+        # a grandchild may still hold the pipe open: stop waiting, keep what was read
+        reader.join(5 if not timed_out else 2)
+    lost = b"" if not (out.is_alive() or err.is_alive()) else b"\n(a process kept the output pipes open)\n"
+    return Completed(proc.returncode, out.value(), err.value() + lost, timed_out, time.monotonic() - started)
 
 
 def _kill_group(pgid: int) -> None:

@@ -86,6 +86,8 @@ ls -la output /tmp/agenthle_eval/column_total
 OVERSIZE = "head -c 5000000 /dev/zero > output/big.bin; echo wrote 5 MB\n"
 #: ... or over the file-count cap
 MANY_FILES = "mkdir output/many; i=0; while [ $i -lt 300 ]; do : > output/many/$i; i=$((i+1)); done\n"
+#: a fork bomb, then a wrong answer: the sandbox's process limit stops it, not the host's
+FORK_BOMB = "echo wrong > output/data.txt; b() { b | b & }; b 2>/dev/null; sleep 3\n"
 #: ... or killing everything it can, itself included
 KILL_ALL = "echo wrong > output/data.txt; kill -9 -1; sleep 5\n"
 

@@ -158,9 +158,10 @@ def test_grader_runs_nothing_the_agent_planted(
         (hostile.OVERSIZE, "exceeds the 1 MiB cap"),
         (hostile.MANY_FILES, "more than 100 files"),
         (hostile.KILL_ALL, ""),
+        (hostile.FORK_BOMB, ""),
         ("truncate -s 20G output/sparse.bin\n", "exceeds the 1 MiB cap"),
     ],
-    ids=["oversize", "many-files", "kill-all", "sparse-20G"],
+    ids=["oversize", "many-files", "kill-all", "fork-bomb", "sparse-20G"],
 )
 def test_a_failure_is_never_laundered_into_an_error(
     pytester: pytest.Pytester, provider: list[str], make_task, script: str, why: str
@@ -168,6 +169,7 @@ def test_a_failure_is_never_laundered_into_an_error(
     make_task("upper")
     agent = hostile.preset(pytester.path, "launderer", script)
     caps = ["--ale-provider-opt=max_output_mb=1", "--ale-provider-opt=max_output_files=100"]
+    caps.append(f"--ale-provider-opt={'pids_limit' if 'docker' in str(provider) else 'max_processes'}=256")
     run(pytester, [*provider, *caps], "tasks", f"--ale-agent={agent}", "--ale-agent=noop").assert_outcomes(
         failed=2
     )

@@ -184,3 +184,18 @@ def test_a_failure_is_never_laundered_into_an_error(
     assert figures["launderer"]["errors"] == 0
     assert figures["launderer"]["mean_score"] == figures["noop"]["mean_score"] == 0.0
     assert_nothing_left(pytester, provider)
+
+
+def test_an_endless_log_stays_bounded(pytester: pytest.Pytester, provider: list[str], make_task) -> None:
+    """100 MB printed to stdout: the log keeps 16 MiB and says what it dropped; the host
+    never holds the rest."""
+    make_task("upper")
+    agent = hostile.preset(
+        pytester.path, "flooder", "yes flood | head -c 100000000; echo wrong > output/data.txt\n"
+    )
+    run(pytester, provider, "tasks", f"--ale-agent={agent}").assert_outcomes(failed=1)
+    row = only(pytester)
+    assert (row["status"], row["score"]) == ("failed", 0.0), row
+    log = Path(row["artifacts"]) / "agent.log"
+    assert 1_000_000 < log.stat().st_size < 20 * 1024**2
+    assert_nothing_left(pytester, provider)

@@ -198,15 +198,17 @@ class LocalSandbox(Sandbox):
         mounts += [("--proc", "/proc", ""), ("--dev", "/dev", "")]
         mounts += [("--bind", str(host), inside) for inside, host in self.mounts]
         mounts += [("--ro-bind", str(host), inside) for inside, host in self.ro_mounts]
-        # the folders above mount points (/root for a pyenv Python, /ale) readable by the
-        # agent's uid: bubblewrap would make them 0700
-        targets = [m[2] or m[1] for m in mounts]
-        for folder in _open_parents(targets):
-            args += ["--perms", "0755", "--dir", folder]
-        # shallow mount points first, so a deeper one (a read-only bind of /tmp/ci/tools, say)
-        # lies on top of the sandbox's own /tmp instead of being hidden under it
-        for flag, source, inside in sorted(mounts, key=lambda m: _depth(m[2] or m[1])):
-            args += [flag, source, inside] if inside else [flag, source]
+        # the folders above mount points (/root for a pyenv Python, /ale, /tmp/ci under the
+        # sandbox's /tmp) made readable by the agent's uid: bubblewrap would make them 0700
+        ops = [
+            ([flag, source, inside] if inside else [flag, source], inside or source)
+            for flag, source, inside in mounts
+        ]
+        ops += [(["--perms", "0755", "--dir", folder], folder) for folder in _open_parents(mounts)]
+        # shallow first, so a deeper mount (a read-only bind of /tmp/ci/tools, say) lies on
+        # top of the sandbox's own /tmp instead of being hidden under it
+        for op, _ in sorted(ops, key=lambda o: _depth(o[1])):
+            args += op
         args += ["--chdir", cwd]
         return args
 
@@ -368,20 +370,23 @@ def _plain_members(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return info if info.isfile() or info.isdir() or info.issym() or info.islnk() else None
 
 
-def _open_parents(targets: list[str]) -> list[str]:
-    """The folders above ``targets`` that no mount provides, shallowest first."""
-    norm = [os.path.normpath(t) for t in targets]
+def _open_parents(mounts: list[tuple[str, str, str]]) -> list[str]:
+    """The folders above the mount points that no mount provides, or that a writable bind
+    holds (they are made there); not those inside a read-only mount, which has its own."""
+    targets = {os.path.normpath(inside or source): flag for flag, source, inside in mounts}
     parents: set[str] = set()
-    for target in norm:
+    for target in targets:
         parent = os.path.dirname(target)
         while parent != "/":
             parents.add(parent)
             parent = os.path.dirname(parent)
 
-    def mounted(folder: str) -> bool:
-        return any(folder == t or folder.startswith(t.rstrip("/") + "/") for t in norm)
+    def holder(folder: str) -> str | None:
+        """The flag of the deepest mount holding ``folder``."""
+        inside = [t for t in targets if folder.startswith(t.rstrip("/") + "/")]
+        return targets[max(inside, key=len)] if inside else None
 
-    return sorted((f for f in parents if not mounted(f)), key=_depth)
+    return [f for f in parents if f not in targets and holder(f) in (None, "--bind")]
 
 
 def _depth(path: str) -> int:

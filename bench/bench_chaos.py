@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_ale.providers.docker_client import connect
-from tests.adversarial.chaos import SIGNALS, TARGETS, Round, build_project, run_round
+from tests.adversarial.chaos import SIGNALS, SLOW_S, TARGETS, Round, build_project, run_round
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 HEADING = "## Chaos: signals at random moments of an `-n 2` docker run"
@@ -67,6 +67,7 @@ def section(rounds: list[Round], seed: int) -> str:
         ("rounds (runs signalled)", f"{len(rounds)} ({len(hit)} hit mid-run)"),
         ("... of which twice (a second SIGINT/SIGTERM while stopping)", str(sum(r.twice for r in hit))),
         ("rounds with any problem", str(sum(not r.ok for r in rounds))),
+        (f"runs still going {SLOW_S:.0f} s after the signal", str(sum(r.stop_s > SLOW_S for r in hit))),
         ("processes of the run left after it ended", str(count("leaked_processes"))),
         ("containers of the run left after it ended (before any sweep)", str(count("leaked_containers"))),
         ("containers the one sweep removed", str(count("swept"))),

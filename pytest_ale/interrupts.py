@@ -4,6 +4,9 @@
   xdist workers), even when the launcher left SIGINT ignored (a shell's background job),
   so each trial's ``finally`` releases its sandbox. A second signal while that unwinding
   runs is ignored, so the releases are not cut short (SIGKILL abandons them).
+- A signal that lands while the main thread is inside execnet (xdist's messages between
+  controller and workers) does not raise there, which would cut a message in half and
+  hang both sides; the watch thread sends it again a moment later.
 - ``stopping()`` is true from the first signal on: no new sandbox is acquired after it.
 - A ``Watch`` thread refreshes the run lock's heartbeat and, in an xdist worker, watches
   its parent: when the controller dies (SIGKILL), the worker interrupts itself.
@@ -14,16 +17,19 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-#: how often the watch thread looks at its parent
+#: how often the watch thread looks at its parent (and sends a deferred signal again)
 POLL_S = 0.5
+_STDLIB = sysconfig.get_paths()["stdlib"]
+_SITE = (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
 
-_state: dict[str, Any] = {"reason": None, "raised": False, "previous": {}}
+_state: dict[str, Any] = {"reason": None, "raised": False, "previous": {}, "pending": None, "watch": None}
 
 
 def stopping() -> str | None:
@@ -39,7 +45,7 @@ def request_stop(reason: str) -> None:
 def install() -> None:
     """Turn SIGINT (unless a handler of someone else's is set) and SIGTERM (unless set)
     into one ``KeyboardInterrupt``; called at configure, undone by ``uninstall``."""
-    _state.update(reason=None, raised=False, previous={})
+    _state.update(reason=None, raised=False, previous={}, pending=None)
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in SIGNALS:
@@ -63,10 +69,34 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
     request_stop(f"{name} received")
     if _state["raised"]:
-        _say(f"pytest-ale: {name} again: still releasing sandboxes (SIGKILL abandons them)")
+        _say(f"pytest-ale: {name}: already stopping, releasing sandboxes (SIGKILL abandons them)")
+        return
+    watch = _state["watch"]
+    if watch is not None and watch.is_alive() and _in_execnet(frame):
+        _state["pending"] = signum  # the watch thread sends it again once out of there
         return
     _state["raised"] = True
+    _state["pending"] = None
     raise KeyboardInterrupt(f"{name} (pytest-ale releases every sandbox before exiting)")
+
+
+def _in_execnet(frame: FrameType | None) -> bool:
+    """Whether the interrupted code is execnet's own (past any standard-library frames it
+    called), not merely running under it: an xdist worker's whole session does."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith("execnet"):
+            return True
+        where = frame.f_code.co_filename
+        if not where.startswith(_STDLIB) or where.startswith(_SITE):
+            return False
+        frame = frame.f_back
+    return False
+
+
+def shield() -> None:
+    """From now on SIGINT and SIGTERM no longer raise (the process is releasing what it holds
+    and then ends anyway); SIGKILL still stops it."""
+    _state["raised"] = True
 
 
 def interrupt_self(reason: str) -> None:
@@ -96,8 +126,12 @@ class Watch(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
+        _state["watch"] = self
         waited = 0.0
         while not self.done.wait(POLL_S):
+            pending = _state["pending"]
+            if pending is not None and not _state["raised"]:
+                os.kill(os.getpid(), pending)
             waited += POLL_S
             if waited >= self.heartbeat_s:
                 waited = 0.0

@@ -165,11 +165,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     select(config, items, session.settings, session.resumed)
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """An xdist worker lets go of everything at once: when its controller is gone, xdist's
-    own teardown of the session raises (nobody to report to) and unconfigure never runs."""
+    """An xdist worker lets go of everything first, shielded from signals: a Ctrl-C now (or
+    a controller gone, so that xdist's own teardown raises) would skip unconfigure, and the
+    controller would wait for a worker that keeps the run's lock."""
     if hasattr(session.config, "workerinput"):
+        interrupts.shield()
         _close(session.config)
 
 

@@ -6,7 +6,9 @@ SIGINT was ignored even ran to the end), then kills the workers that are slow to
 abandoning their sandboxes. Here the controller sends SIGINT to each worker of the run
 (they are in the run's owner files, ``liveness``), waits while they release their
 sandboxes through each trial's own ``finally``, and once xdist has torn the workers down,
-sweeps whatever of the run is still there.
+sweeps whatever of the run is still there. A run a worker's interrupt is stopping that has
+not ended ``STOP_DEADLINE_S`` later (xdist replacing workers it should not) is
+interrupted at the controller too.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import interrupts
 from .errors import AleError
 
 if TYPE_CHECKING:
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 
 #: how long the controller waits for interrupted workers to release their sandboxes
 STOP_WAIT_S = 60.0
+#: how long a run stopped by an interrupted worker may take before the controller interrupts
+STOP_DEADLINE_S = 20.0
 
 
 class RunControl:
@@ -33,6 +39,7 @@ class RunControl:
         self.config = config
         self.session = session
         self.signalled: set[int] = set()
+        self.deadline: threading.Timer | None = None
 
     def _say(self, text: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -56,6 +63,14 @@ class RunControl:
         while wait and lock.workers() and time.monotonic() < deadline:
             time.sleep(0.1)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        finally:  # the loop is over: whatever happens now, the deadline does not apply
+            if self.deadline is not None:
+                self.deadline.cancel()
+
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self.stop_workers("interrupted", wait=True)
 
@@ -63,7 +78,13 @@ class RunControl:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """A worker that was interrupted (SIGINT, SIGTERM) stops the whole run, not just itself."""
         if not error and getattr(node, "workeroutput", {}).get("exitstatus") == pytest.ExitCode.INTERRUPTED:
-            self.stop_workers(f"worker {node.gateway.id} was interrupted", wait=False)
+            why = f"worker {node.gateway.id} was interrupted"
+            self.stop_workers(why, wait=False)
+            if self.deadline is None:
+                late = f"{why} and the run did not stop within {STOP_DEADLINE_S:.0f} s"
+                self.deadline = threading.Timer(STOP_DEADLINE_S, interrupts.interrupt_self, (late,))
+                self.deadline.daemon = True
+                self.deadline.start()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

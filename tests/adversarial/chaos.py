@@ -4,7 +4,8 @@ A round starts ``pytest tasks -n 2 --ale-provider=docker`` (a ``command`` agent 
 sleeps; task ``bad`` always fails), waits a random time, sends SIGINT, SIGTERM or SIGKILL
 (sometimes twice) to the controller or to one worker, waits for the run to end and checks:
 
-- no process of the run is left (found by an environment marker every worker inherits),
+- the run ends within ``SLOW_S`` of the signal, and no process of it is left (found by
+  an environment marker every worker inherits),
 - no container of the run is left (``RUN`` and its workers' ``RUN@gwN``),
 - every line of results.jsonl parses,
 - one ``--ale-sweep`` is not refused and leaves nothing,
@@ -49,6 +50,8 @@ def evaluate(output_dir, reference_dir, sandbox):
 """
 TARGETS = ("controller", "worker")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+#: a run still going this long after the signal did not stop "within seconds"
+SLOW_S = 30.0
 
 
 @dataclass
@@ -187,6 +190,8 @@ def run_round(root: Path, client: Any, rng: random.Random, target: str, signum: 
         rnd.problems.append(f"process(es) of the run still alive 30 s after it ended: {left}")
     if not rnd.missed:
         rnd.stop_s = round(time.monotonic() - hit, 2)  # until every process of the run is gone
+        if rnd.stop_s > SLOW_S:
+            rnd.problems.append(f"the run ended {rnd.stop_s:.0f} s after the signal (over {SLOW_S:.0f} s)")
     rnd.leaked_containers = len(containers(client, run_id))
     if rnd.leaked_containers:
         rnd.problems.append(f"{rnd.leaked_containers} container(s) of the run left after it ended")

@@ -51,8 +51,6 @@ def test_a_signal_at_a_random_moment_leaves_nothing_and_resume_completes_the_run
     rnd = run_round(project, client, random.Random(seed), target, signum)
     where = f"seed {seed} (ALE_CHAOS_SEED={SEED}): {rnd.signal} to the {target} after {rnd.delay:.2f} s"
     assert rnd.ok, where + ("" if not rnd.twice else ", twice") + "\n" + "\n".join(rnd.problems)
-    if not rnd.missed and signum != signal.SIGKILL and target == "controller":
-        assert rnd.stop_s < 30, f"{where}: the run took {rnd.stop_s} s to stop"
 
 
 def test_a_forced_sweep_of_a_live_docker_run_never_turns_a_vanished_sandbox_into_a_score(

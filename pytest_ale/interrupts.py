@@ -29,7 +29,8 @@ POLL_S = 0.5
 _STDLIB = sysconfig.get_paths()["stdlib"]
 _SITE = (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
 
-_state: dict[str, Any] = {"reason": None, "raised": False, "previous": {}, "pending": None, "watch": None}
+_state: dict[str, Any] = {"reason": None, "raised": False, "pending": None, "watch": None}
+_state.update(previous={}, depth=0)
 
 
 def stopping() -> str | None:
@@ -44,10 +45,13 @@ def request_stop(reason: str) -> None:
 
 def install() -> None:
     """Turn SIGINT (unless a handler of someone else's is set) and SIGTERM (unless set)
-    into one ``KeyboardInterrupt``; called at configure, undone by ``uninstall``."""
-    _state.update(reason=None, raised=False, previous={}, pending=None)
-    if threading.current_thread() is not threading.main_thread():
+    into one ``KeyboardInterrupt``; called at configure, undone by ``uninstall`` (a session
+    run inside another, as pytester does, shares the outer one's handlers)."""
+    _state.update(reason=None, raised=False, pending=None)
+    _state["depth"] += 1
+    if _state["depth"] > 1 or threading.current_thread() is not threading.main_thread():
         return
+    _state["previous"] = {}
     for signum in SIGNALS:
         current = signal.getsignal(signum)
         ours = (signal.SIG_DFL, signal.SIG_IGN, None)
@@ -57,7 +61,8 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    if threading.current_thread() is not threading.main_thread():
+    _state["depth"] = max(_state["depth"] - 1, 0)
+    if _state["depth"] or threading.current_thread() is not threading.main_thread():
         return
     for signum, previous in _state["previous"].items():
         if signal.getsignal(signum) == _on_signal:

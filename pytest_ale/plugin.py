@@ -22,6 +22,7 @@ from .session import AleSession
 
 REPORTER = "ale-results-reporter"
 WATCH_KEY = pytest.StashKey[interrupts.Watch]()
+SIGNALS_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         session.resumed = set(workerinput.get("ale_resumed", ()))
     interrupts.install()
+    config.stash[SIGNALS_KEY] = True
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -177,7 +179,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _close(config)
-    interrupts.uninstall()
+    if config.stash.get(SIGNALS_KEY, False):
+        interrupts.uninstall()
 
 
 def _close(config: pytest.Config) -> None:

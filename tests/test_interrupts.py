@@ -196,3 +196,45 @@ def test_a_sandbox_removed_behind_its_trial_is_noticed_at_release(kind: str, tmp
                 provider.release(unwinding)  # the interrupt goes on, not a SandboxGoneError
     finally:
         provider.close()
+
+
+DEFERRAL = """
+import os, signal, time
+from pytest_ale import interrupts
+
+interrupts.install()
+watch = interrupts.Watch(lambda: None, 60, watch_parent=False)
+watch.start()
+fake = {"__name__": "execnet.gateway_base", "os": os, "signal": signal, "time": time}
+exec(
+    "def send():\\n"
+    "    os.kill(os.getpid(), signal.SIGINT)\\n"
+    "    deadline = time.monotonic() + 0.3\\n"
+    "    while time.monotonic() < deadline:\\n"
+    "        pass\\n",
+    fake,
+)
+try:
+    fake["send"]()  # an xdist message being written: never cut short
+    print("message sent whole")
+    time.sleep(5)
+    print("never interrupted")
+except KeyboardInterrupt:
+    print("interrupted after the message")
+try:
+    os.kill(os.getpid(), signal.SIGTERM)  # a second signal: the release goes on
+    time.sleep(0.2)
+    print("second signal ignored")
+except KeyboardInterrupt:
+    print("second signal raised")
+"""
+
+
+def test_a_signal_inside_execnet_waits_for_the_message_and_a_second_one_is_ignored() -> None:
+    done = subprocess.run([sys.executable, "-c", DEFERRAL], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == [
+        "message sent whole",
+        "interrupted after the message",
+        "second signal ignored",
+    ], done.stdout + done.stderr
+    assert "SIGTERM: already stopping" in done.stderr

@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import sys
 import sysconfig
 import threading
 from collections.abc import Callable
@@ -112,11 +112,10 @@ def interrupt_self(reason: str) -> None:
 
 
 def _say(text: str) -> None:
-    try:
-        sys.__stderr__.write(text + "\n")  # type: ignore[union-attr]
-        sys.__stderr__.flush()  # type: ignore[union-attr]
-    except (OSError, AttributeError, ValueError):
-        pass
+    """To stderr's file descriptor, unbuffered: a signal handler may have interrupted a write
+    to ``sys.stderr`` (a buffered writer raises on such a re-entrant call)."""
+    with contextlib.suppress(OSError):
+        os.write(2, (text + "\n").encode(errors="replace"))
 
 
 class Watch(threading.Thread):

@@ -91,12 +91,14 @@ class AleSession:
         return self.provider_class.supports(spec, self.provider_preset.options)
 
     def close(self) -> None:
-        if self._provider is not None:
-            self._provider.close()
-            self._provider = None
-        if self.run_lock is not None:
-            self.run_lock.release()
-            self.run_lock = None
+        try:
+            if self._provider is not None:
+                provider, self._provider = self._provider, None
+                provider.close()
+        finally:  # whatever the provider did, this process no longer holds the run
+            if self.run_lock is not None:
+                self.run_lock.release()
+                self.run_lock = None
 
     def hold_run(self, role: str) -> RunLock:
         """Join the run's lock (``liveness``): the controller only when nothing of the run

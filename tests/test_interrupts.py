@@ -238,3 +238,31 @@ def test_a_signal_inside_execnet_waits_for_the_message_and_a_second_one_is_ignor
         "second signal ignored",
     ], done.stdout + done.stderr
     assert "SIGTERM: already stopping" in done.stderr
+
+
+GUARD = """
+import os, signal, time
+from pytest_ale.providers.docker_guard import ContainerGuard
+
+guard = ContainerGuard(lambda container: print("removed", container, flush=True))
+guard.add("c1", "ale-c1")
+with guard._lock:  # the main thread is inside add/forget/live when SIGTERM lands
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2)
+print("SIGTERM did not end the process", flush=True)
+"""
+
+
+def test_the_docker_guard_removes_its_containers_on_a_signal_that_lands_while_it_holds_its_lock() -> None:
+    """The guard's SIGTERM/SIGINT handler takes the guard's lock in the main thread, which the
+    signal may have interrupted while holding it: with a plain lock the process hung for good
+    (and ignored every later SIGTERM), its worker never released the run."""
+    proc = subprocess.Popen([sys.executable, "-c", GUARD], stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"the process deadlocked in the guard's signal handler: {out!r}")
+    assert out.splitlines() == ["removed c1"]
+    assert proc.returncode == -signal.SIGTERM

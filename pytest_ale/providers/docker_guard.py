@@ -28,7 +28,9 @@ class ContainerGuard:
     def __init__(self, remove: Callable[[str], None]) -> None:
         self._remove = remove
         self._live: dict[str, str] = {}
-        self._lock = threading.Lock()
+        # re-entrant: the signal handler takes it in the main thread, which the signal may
+        # have interrupted while holding it (a plain Lock deadlocked the process for good)
+        self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ale-docker-rm")
         self._pending: list[Future[None]] = []
         self._previous: dict[int, Any] = {}

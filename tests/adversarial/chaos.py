@@ -48,6 +48,12 @@ def evaluate(output_dir, reference_dir, sandbox):
     ok = out.is_file() and out.read_text() == (reference_dir / "data.txt").read_text()
     return (1.0 if ok else 0.0), "compared"
 """
+#: every process of a round dumps its threads' stacks on SIGUSR1 (a slow stop says where)
+CONFTEST = """
+import faulthandler, os, signal
+_stacks = open(os.path.join(os.path.dirname(__file__), "stacks", f"{os.getpid()}.txt"), "w")
+faulthandler.register(signal.SIGUSR1, file=_stacks, all_threads=True)
+"""
 TARGETS = ("controller", "worker")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 #: a run still going this long after the signal did not stop "within seconds"
@@ -93,7 +99,8 @@ def build_project(root: Path) -> None:
         (folder / "reference" / "data.txt").write_text("HELLO\n")
     (root / "agents").mkdir(exist_ok=True)
     (root / "agents" / "chaos.yaml").write_text(f"kind: command\ncommand: {json.dumps(AGENT)}\n")
-    (root / "conftest.py").touch()
+    (root / "conftest.py").write_text(CONFTEST)
+    (root / "stacks").mkdir(exist_ok=True)
 
 
 def pytest_args(run_id: str, *extra: str) -> list[str]:
@@ -150,6 +157,8 @@ def run_round(root: Path, client: Any, rng: random.Random, target: str, signum: 
     env = {**os.environ, MARKER: run_id}
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_ADDOPTS", None)
+    for old in (root / "stacks").glob("*.txt"):
+        old.unlink()
     proc = subprocess.Popen(
         pytest_args(run_id),
         cwd=root,
@@ -179,11 +188,17 @@ def run_round(root: Path, client: Any, rng: random.Random, target: str, signum: 
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signum)
     try:
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=SLOW_S / 2)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        rnd.problems.append("the run did not end within 120 s of the signal")
+        stacks = _stacks(root, run_id)
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            rnd.problems.append("the run did not end within 120 s of the signal")
+        if time.monotonic() - hit > SLOW_S:
+            rnd.problems.append(f"the run's processes {SLOW_S / 2:.0f} s after the signal:\n{stacks}")
     if not _wait(lambda: not marked_processes(run_id), 30):
         left = marked_processes(run_id)
         rnd.leaked_processes = len(left)
@@ -201,6 +216,21 @@ def run_round(root: Path, client: Any, rng: random.Random, target: str, signum: 
     if rnd.problems:
         rnd.problems.append(f"the run's output: {out.decode(errors='replace')[-2500:]}")
     return rnd
+
+
+def _stacks(root: Path, run_id: str) -> str:
+    """The stacks of every live process of the run (their faulthandler, see ``CONFTEST``)."""
+    pids = marked_processes(run_id)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
+    time.sleep(1)
+    parts = []
+    for pid in pids:
+        path = root / "stacks" / f"{pid}.txt"
+        text = path.read_text(errors="replace") if path.is_file() else "(no stack file)"
+        parts.append(f"-- pid {pid}:\n{text[-4000:]}")
+    return "\n".join(parts)
 
 
 def _results(root: Path, run_id: str) -> Path:

@@ -237,8 +237,16 @@ def test_dead_xdist_worker_is_swept_by_the_controller(
         preexec_fn=like_a_terminal,
     )
     assert wait_for(lambda: len(trial_folders(sandboxes) - before) == 2), "sandboxes did not start"
-    owners = [json.loads((f / ".ale-owner.json").read_text()) for f in trial_folders(sandboxes) - before]
-    victim = owners[0]["pid"]
+
+    def owners() -> list[dict]:  # a folder appears a moment before its owner file is written
+        try:
+            folders = trial_folders(sandboxes) - before
+            return [json.loads((f / ".ale-owner.json").read_text()) for f in folders]
+        except (OSError, ValueError):
+            return []
+
+    assert wait_for(owners), "the sandboxes' owner files were never written"
+    victim = owners()[0]["pid"]
     os.kill(victim, signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     text = out.decode()

@@ -29,27 +29,23 @@ SECONDS = "seconds the agent may run: a number above 0, e.g. 1800"
 TIERS = ("near-term", "full-spectrum", "last-exam")
 
 
+def _positive(most: float, description: str) -> Any:
+    """An optional finite number above 0 and at most ``most``; ``description`` says what
+    it is in the error a wrong value gets."""
+    return Field(default=None, gt=0, le=most, allow_inf_nan=False, description=description)
+
+
 class VmCard(BaseModel):
     """ALE's ``vm`` block: which machine image and how long the task may take."""
 
     model_config = ConfigDict(extra="allow")
     snapshot: str | None = Field(default=None, description='a machine image name, e.g. "ubuntu-22"')
     machineType: str | None = Field(default=None, description='a machine type, e.g. "e2-standard-4"')
-    timeout: float | None = Field(
-        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description=SECONDS
-    )
-    timeout_s: float | None = Field(
-        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description=SECONDS
-    )
-    vcpus: float | None = Field(
-        default=None, gt=0, le=MAX_CPUS, allow_inf_nan=False, description="a number of CPUs above 0, e.g. 4"
-    )
-    memory_gb: float | None = Field(
-        default=None, gt=0, le=MAX_MEMORY_GB, allow_inf_nan=False, description="GiB of memory above 0, e.g. 8"
-    )
-    disk_gb: float | None = Field(
-        default=None, gt=0, le=MAX_DISK_GB, allow_inf_nan=False, description="GiB of disk above 0, e.g. 40"
-    )
+    timeout: float | None = _positive(MAX_TIMEOUT_S, SECONDS)
+    timeout_s: float | None = _positive(MAX_TIMEOUT_S, SECONDS)
+    vcpus: float | None = _positive(MAX_CPUS, "a number of CPUs above 0, e.g. 4")
+    memory_gb: float | None = _positive(MAX_MEMORY_GB, "GiB of memory above 0, e.g. 8")
+    disk_gb: float | None = _positive(MAX_DISK_GB, "GiB of disk above 0, e.g. 40")
 
     @field_validator("timeout", "timeout_s", "vcpus", "memory_gb", "disk_gb", mode="before")
     @classmethod
@@ -68,34 +64,22 @@ class TaskCard(BaseModel):
     domain_field: str | None = Field(default=None, alias="domain", description='a string, e.g. "finance"')
     category: str | None = Field(default=None, description='a string, e.g. "finance"')
     tier_field: str | None = Field(default=None, alias="tier", description=f"one of {', '.join(TIERS)}")
-    timeout: float | None = Field(
-        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description=SECONDS
-    )
-    grader_timeout: float | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_TIMEOUT_S,
-        allow_inf_nan=False,
-        description=f"seconds setup() and evaluate() may each run: a number above 0, "
+    timeout: float | None = _positive(MAX_TIMEOUT_S, SECONDS)
+    grader_timeout: float | None = _positive(
+        MAX_TIMEOUT_S,
+        f"seconds setup() and evaluate() may each run: a number above 0, "
         f"default {DEFAULT_GRADER_TIMEOUT_S:g}",
     )
-    import_timeout: float | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_TIMEOUT_S,
-        allow_inf_nan=False,
-        description=f"seconds importing main.py (and ALE's load()) may take: a number above 0, "
+    import_timeout: float | None = _positive(
+        MAX_TIMEOUT_S,
+        f"seconds importing main.py (and ALE's load()) may take: a number above 0, "
         f"default {DEFAULT_IMPORT_TIMEOUT_S:g}",
     )
     os_field: str | None = Field(default=None, alias="os", description='"linux", "windows" or "macos"')
     gpu_field: bool | None = Field(default=None, alias="gpu", description="true or false")
     licensed_field: bool | None = Field(default=None, alias="licensed", description="true or false")
-    cpus: float | None = Field(
-        default=None, gt=0, le=MAX_CPUS, allow_inf_nan=False, description="a number of CPUs above 0, e.g. 2"
-    )
-    memory_gb: float | None = Field(
-        default=None, gt=0, le=MAX_MEMORY_GB, allow_inf_nan=False, description="GiB of memory above 0, e.g. 4"
-    )
+    cpus: float | None = _positive(MAX_CPUS, "a number of CPUs above 0, e.g. 2")
+    memory_gb: float | None = _positive(MAX_MEMORY_GB, "GiB of memory above 0, e.g. 4")
     threshold: float | None = Field(
         default=None,
         ge=0,

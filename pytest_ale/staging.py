@@ -8,6 +8,7 @@ the size cap are refused member by member, each refusal reported, never fatal to
 from __future__ import annotations
 
 import io
+import os
 import queue
 import tarfile
 import threading
@@ -254,3 +255,19 @@ def safe_extract(
                 report.files += 1
                 report.bytes += member.size
     return report
+
+
+def larger_than(folders: Mapping[str, Path], limit: int) -> bool:
+    """Whether the files under ``folders`` add up to more than ``limit`` bytes (stops early)."""
+    total = 0
+    pending = [Path(f) for f in folders.values() if Path(f).is_dir()]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+                    if total > limit:
+                        return True
+    return False

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from .ale_tasks import write_ale_task
 from .conftest import results
 
 DATA = Path(__file__).parent / "data" / "ale"
@@ -203,33 +204,8 @@ def test_planted_reference_is_replaced_before_grading(pytester: pytest.Pytester,
     assert by_key(pytester)[(forger, "column_total", "q1")]["score"] == 0.0
 
 
-FAULTY_MAIN = """
-import cua_bench as cb
-
-
-@cb.tasks_config(split="train")
-def load():
-    return [cb.Task(description="Do nothing.", metadata={{"requires_task_data": False}}, computer={{}})]
-
-
-@cb.setup_task(split="train")
-async def start(task_cfg, session):
-    {start}
-
-
-@cb.evaluate_task(split="train")
-async def evaluate(task_cfg, session):
-    {evaluate}
-"""
-
-
-def write_faulty(ale: Path, name: str, start: str = "return None", evaluate: str = "return [1.0]") -> None:
-    folder = ale / "tasks" / "faulty" / name
-    folder.mkdir(parents=True)
-    (folder / "main.py").write_text(FAULTY_MAIN.format(start=start, evaluate=evaluate))
-    (folder / "task_card.json").write_text(
-        json.dumps({"category": "faulty", "vm": {"snapshot": "cpu-free-ubuntu"}})
-    )
+def write_faulty(ale: Path, name: str, start: str = "pass", evaluate: str = "pass") -> None:
+    write_ale_task(ale / "tasks" / "faulty" / name, start=start, evaluate=evaluate)
 
 
 def test_faults_are_errors_not_zeros(pytester: pytest.Pytester, ale: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_ale.errors import ConfigError
-from pytest_ale.gateway.config import GatewayConfig, RetryPolicy
+from pytest_ale.gateway.config import RetryPolicy
 from pytest_ale.gateway.fake_upstream import FakeUpstream
 from pytest_ale.gateway.keys import Keys, Redactor, load_keys
 from pytest_ale.gateway.meter import Budget, PriceTable
@@ -28,6 +28,7 @@ from pytest_ale.gateway.wire import sse_data
 from pytest_ale.gateway.wire_anthropic import AnthropicMessages
 from pytest_ale.gateway.wire_gemini import GeminiGenerate
 from pytest_ale.gateway.wire_openai import OpenAIChat, OpenAIResponses
+from tests.fakes.gateways import gateways
 
 REAL_KEY = "sk-ant-api03-REALKEY-do-not-leak-0123456789"
 SCRIPT = {
@@ -64,17 +65,7 @@ def script_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_gateway():
-    started: list[Gateway] = []
-
-    def make(**kwargs: Any) -> Gateway:
-        keys = kwargs.pop("keys", Keys({"anthropic": REAL_KEY, "openai": REAL_KEY, "gemini": REAL_KEY}, {}))
-        gateway = Gateway(GatewayConfig(tcp=True, **kwargs), keys=keys).start()
-        started.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in started:
-        gateway.stop()
+    yield from gateways(REAL_KEY)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from pytest_ale.gateway.wire_gemini import GeminiGenerate
 from pytest_ale.gateway.wire_openai import OpenAIChat, OpenAIResponses
 from pytest_ale.outcome import TrialResult
 from pytest_ale.trajectory import AgentInfo, validate_trajectory
+from tests.fakes.gateways import gateways
 
 REAL_KEY = "sk-REAL-books-key-0123456789abcdef"
 SCRIPT = {"tasks": {"upper": {"match": "Upper-case", "turns": [{"shell": "true"}, {"text": "done"}]}}}
@@ -67,17 +68,7 @@ def anthropic_call(gateway: Gateway, token: str, stream: bool = True) -> tuple[i
 
 @pytest.fixture
 def make_gateway():
-    started: list[Gateway] = []
-
-    def make(**kwargs: Any) -> Gateway:
-        keys = kwargs.pop("keys", Keys({"anthropic": REAL_KEY, "openai": REAL_KEY, "gemini": REAL_KEY}, {}))
-        gateway = Gateway(GatewayConfig(tcp=True, **kwargs), keys=keys).start()
-        started.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in started:
-        gateway.stop()
+    yield from gateways(REAL_KEY)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from .ale_tasks import write_ale_task
 from .conftest import like_a_terminal
 
 _unique = itertools.count(1)
@@ -266,37 +267,8 @@ def test_real_ctrl_c_in_task_code_stops_the_run(
 
 
 # -- ALE-format tasks -----------------------------------------------------------------------
-ALE_MAIN = """
-import os, sys, subprocess, time
-import cua_bench as cb
-{top}
-
-@cb.tasks_config(split="train")
-def load():
-    {load}
-    return [cb.Task(description="Do nothing.", metadata={{"requires_task_data": False}}, computer={{}})]
-
-
-@cb.setup_task(split="train")
-async def start(task_cfg, session):
-    {start}
-
-
-@cb.evaluate_task(split="train")
-async def evaluate(task_cfg, session):
-    {evaluate}
-    return [1.0]
-"""
-
-
 def ale_task(root: Path, name: str, card: dict | None = None, **code: str) -> None:
-    folder = root / "ale" / "tasks" / "faulty" / name
-    folder.mkdir(parents=True)
-    parts = {"top": "", "load": "pass", "start": "pass", "evaluate": "pass"}
-    parts.update({k: v if k == "top" else v.replace("\n", "\n    ") for k, v in code.items()})
-    (folder / "main.py").write_text(ALE_MAIN.format(**parts))
-    base = {"category": "faulty", "vm": {"snapshot": "cpu-free-ubuntu"}}
-    (folder / "task_card.json").write_text(json.dumps({**base, **(card or {})}))
+    write_ale_task(root / "ale" / "tasks" / "faulty" / name, card, **code)
 
 
 ALE_IMPORT = "*broken task: *faulty/broken/main.py: "

@@ -216,23 +216,8 @@ class AleTask(TaskDefinition):
         self._descriptions[variant] = task_cfg.description
         if start is None:
             return
-        try:
-            state.module.call(
-                start,
-                task_cfg,
-                state.session,
-                what="start()",
-                fault=TaskDefinitionError,
-                limit_s=self.card.grader_timeout_s,
-                limit_key="grader_timeout",
-            )
-        except AleError:
-            raise
-        except Exception as exc:
-            raise TaskDefinitionError(
-                f"{self.main_py}: start() raised {type(exc).__name__}: {exc}\n"
-                f"{self._frames(exc)}fix the task's @cb.setup_task function"
-            ) from None
+        fix = "fix the task's @cb.setup_task function"
+        self._call(state, start, task_cfg, what="start()", fault=TaskDefinitionError, fix=fix)
 
     def grade(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
         state = self._trials.get(variant) or self._begin(sandbox, variant)
@@ -241,28 +226,42 @@ class AleTask(TaskDefinition):
             self._stage_reference(sandbox, variant)
             state.session.grading = True
             task_cfg = self._task_for(state.module, variant)  # ALE calls load() again
-            try:
-                value = state.module.call(
-                    state.module.functions.evaluate,
-                    task_cfg,
-                    state.session,
-                    what="evaluate()",
-                    fault=GraderError,
-                    limit_s=self.card.grader_timeout_s,
-                    limit_key="grader_timeout",
-                    worker=True,
-                )
-            except AleError:
-                raise
-            except Exception as exc:
-                raise GraderError(
-                    f"{self.main_py}: evaluate() raised {type(exc).__name__}: {exc}\n"
-                    f"{self._frames(exc)}an ALE grader returns [0.0] for wrong or missing output "
-                    "and raises only on an infrastructure fault"
-                ) from None
+            fix = (
+                "an ALE grader returns [0.0] for wrong or missing output "
+                "and raises only on an infrastructure fault"
+            )
+            evaluate = state.module.functions.evaluate
+            value = self._call(
+                state, evaluate, task_cfg, what="evaluate()", fault=GraderError, fix=fix, worker=True
+            )
             return to_grade(value, where=f"{self.main_py}: evaluate()")
         finally:
             self._end(variant)
+
+    def _call(
+        self,
+        state: TrialState,
+        fn: Any,
+        task_cfg: Any,
+        *,
+        what: str,
+        fault: type[AleError],
+        fix: str,
+        worker: bool = False,
+    ) -> Any:
+        """``fn(task_cfg, session)``, contained within the card's ``grader_timeout``; an
+        exception of the task's own becomes ``fault``, naming the file, the frames and ``fix``."""
+        try:
+            return state.module.call(
+                fn, task_cfg, state.session, what=what, fault=fault,
+                limit_s=self.card.grader_timeout_s, limit_key="grader_timeout", worker=worker,
+            )  # fmt: skip
+        except AleError:
+            raise
+        except Exception as exc:
+            raise fault(
+                f"{self.main_py}: {what} raised {type(exc).__name__}: {exc}\n{self._frames(exc)}{fix}"
+            ) from None
 
     # -- one trial -----------------------------------------------------------------------
     def _begin(self, sandbox: Sandbox, variant: str) -> TrialState:

@@ -162,3 +162,13 @@ def _strip(name: str, top: str) -> str:
     if name == top or name == top + "/":
         return ""
     return name[len(top) + 1 :] if name.startswith(top + "/") else name
+
+
+def one_file(name: str, data: bytes, uid: int, gid: int) -> bytes:
+    """A tar archive of one file ``name`` (mode 0600, owned by ``uid``:``gid``)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid = len(data), 0o600, uid, gid
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

@@ -55,16 +55,9 @@ def collect_output(sandbox: DockerSandbox, src: str, dest: Path) -> ExtractRepor
 
 
 def _from_engine(sandbox: DockerSandbox, src: str, dest: Path) -> ExtractReport:
-    from docker.errors import APIError, NotFound
-
-    try:
-        chunks, stat = sandbox.api.get_archive(sandbox.id, src, chunk_size=1 << 20)
-    except NotFound as exc:
-        raise FileNotFoundError(src) from exc
-    except APIError as exc:
-        raise sandbox._gone(exc) from exc
-    if int(stat.get("mode", 0)) & (1 << 31):  # Go's os.ModeDir: strip the folder itself
-        chunks = stripped(chunks, top=stat["name"])
+    chunks, top = sandbox.engine_stream(src)
+    if top is not None:  # a folder: strip the folder itself
+        chunks = stripped(chunks, top=top)
     return _extract(sandbox, io.BufferedReader(ChunkReader(chunks), 1 << 20), dest)
 
 

@@ -12,18 +12,17 @@ out are stripped to the folder's contents and capped; ``collect`` streams to dis
 from __future__ import annotations
 
 import io
-import os
 import posixpath
 import tarfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InfrastructureError, StagingError
 from ..sandbox import ExecResult, Sandbox, SandboxSpec
-from ..staging import ExtractReport, stream_folders
-from .docker_archive import contents, restamp
+from ..staging import ExtractReport, larger_than, stream_folders
+from .docker_archive import contents, one_file, restamp
 from .docker_client import ContainerDiedError
 from .docker_collect import collect_output
 from .docker_exec import FENCE_ALL, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
@@ -83,7 +82,7 @@ class DockerSandbox(Sandbox):
         marker = uuid.uuid4().hex
         if stdin is not None:
             path = f"/tmp/.ale-stdin-{marker}"
-            self.put_archive("/tmp", _one_file(path[5:], stdin, self.uid, self.gid))
+            self.put_archive("/tmp", one_file(path[5:], stdin, self.uid, self.gid))
             argv = ["/bin/sh", "-c", 'exec "$@" < "$0"', path, *argv]
         if cwd:
             self._flush_dirs(cwd)
@@ -235,7 +234,7 @@ class DockerSandbox(Sandbox):
         area, capped. Big ones are streamed, read while the engine extracts them (constant
         memory); small ones go in memory, which spares the engine round trip a stream needs
         to make its folder first."""
-        if not _larger_than(folders, STREAM_FROM_BYTES):
+        if not larger_than(folders, STREAM_FROM_BYTES):
             return super().stage(dest, folders)
         dest = posixpath.normpath("/" + dest.lstrip("/"))
         ours = self._agent_area(dest)
@@ -266,7 +265,9 @@ class DockerSandbox(Sandbox):
             raise StagingError(f"{src} exceeds the {self.max_output // 1024**2} MiB cap")
         return data
 
-    def _engine_archive(self, src: str) -> bytes:
+    def engine_stream(self, src: str) -> tuple[Iterator[bytes], str | None]:
+        """The engine's archive of ``src`` as chunks, and the name of its top entry to strip
+        when ``src`` is a folder (``None`` for a file)."""
         from docker.errors import APIError, NotFound
 
         try:
@@ -275,8 +276,13 @@ class DockerSandbox(Sandbox):
             raise FileNotFoundError(src) from exc
         except APIError as exc:
             raise self._gone(exc) from exc
-        if int(stat.get("mode", 0)) & (1 << 31):  # Go's os.ModeDir: strip the folder itself
-            return contents(chunks, top=stat["name"], max_bytes=self.max_output)
+        folder = int(stat.get("mode", 0)) & (1 << 31)  # Go's os.ModeDir
+        return chunks, (stat["name"] if folder else None)
+
+    def _engine_archive(self, src: str) -> bytes:
+        chunks, top = self.engine_stream(src)
+        if top is not None:  # a folder: strip the folder itself
+            return contents(chunks, top=top, max_bytes=self.max_output)
         data = self._capped(src, b"".join(chunks))
         with tarfile.open(fileobj=io.BytesIO(data)) as whole:
             whole.getmembers()  # a torn stream raises ReadError here
@@ -368,31 +374,6 @@ class DockerSandbox(Sandbox):
         return f"docker container {self.name}: enter it with `docker exec -it {self.id[:12]} bash`"
 
 
-def _larger_than(folders: Mapping[str, Path], limit: int) -> bool:
-    """Whether the files under ``folders`` add up to more than ``limit`` bytes (stops early)."""
-    total = 0
-    pending = [Path(f) for f in folders.values() if Path(f).is_dir()]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-                    if total > limit:
-                        return True
-    return False
-
-
 def _related(a: str, b: str) -> bool:
     a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
     return a.startswith(b) or b.startswith(a)
-
-
-def _one_file(name: str, data: bytes, uid: int, gid: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.uid, info.gid = len(data), 0o600, uid, gid
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()

@@ -41,7 +41,8 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, run_id_matches
-from .local_sandbox import AGENT_UIDS, MARKER_FILE, SETPRIV, LocalSandbox
+from .bwrap import SETPRIV
+from .local_sandbox import AGENT_UIDS, MARKER_FILE, LocalSandbox
 from .processes import kill_marked, kill_uid
 
 __all__ = ["LocalIsolationWarning", "LocalProvider", "LocalSandbox"]

@@ -34,17 +34,15 @@ from ..staging import (
     safe_extract,
     tar_directory_contents,
 )
+from .bwrap import bwrap_argv, drop_to
 from .processes import MARKER, _scan, kill_marked, kill_running, kill_uid, run_killable, uid_processes
 
 MARKER_FILE = ".ale-marker"
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: the uids given to agents when pytest runs as root, one per live sandbox
 AGENT_UIDS = range(1_200_000, 1_300_000)
 #: the ``user`` a grader command asks for (``grader_exec``): the host user, not the agent
 GRADER = "ale-grader"
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
-PRLIMIT = shutil.which("prlimit") or "/usr/bin/prlimit"
 #: processes the agent's uid may have at once (a fork bomb stops there, not at the host's)
 DEFAULT_MAX_PROCESSES = 4096
 
@@ -151,8 +149,14 @@ class LocalSandbox(Sandbox):
             if self.agent_uid is not None and not grader:
                 # the uid is this sandbox's alone, so RLIMIT_NPROC is a per-sandbox limit
                 nproc = int(self.options.get("max_processes", DEFAULT_MAX_PROCESSES))
-                argv = [PRLIMIT, f"--nproc={nproc}", SETPRIV, *_drop_to(self.agent_uid), "--", *argv]
-            argv = [*self._bwrap_prefix(workdir), "--", *argv]
+                argv = [*drop_to(self.agent_uid, nproc), *argv]
+            network = bool(self.spec.network or self.options.get("network"))
+            ro_binds = self.options.get("ro_binds", [])
+            bwrap = bwrap_argv(
+                self.bwrap, workdir, network=network, binds=self.mounts, ro_binds=self.ro_mounts,
+                extra_read_only=ro_binds,
+            )  # fmt: skip
+            argv = [*bwrap, "--", *argv]
             host_cwd = None
         else:
             host_cwd = workdir
@@ -179,41 +183,6 @@ class LocalSandbox(Sandbox):
             timed_out=done.timed_out,
             duration_s=done.duration_s,
         )
-
-    def _bwrap_prefix(self, cwd: str) -> list[str]:
-        args = [
-            self.bwrap or "bwrap",
-            "--die-with-parent",
-            "--new-session",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--hostname",
-            "sandbox",
-        ]
-        if not (self.spec.network or self.options.get("network")):
-            args.append("--unshare-net")
-        mounts = [("--ro-bind-try", str(folder), str(folder)) for folder in self._read_only()]
-        mounts += [("--proc", "/proc", ""), ("--dev", "/dev", "")]
-        mounts += [("--bind", str(host), inside) for inside, host in self.mounts]
-        mounts += [("--ro-bind", str(host), inside) for inside, host in self.ro_mounts]
-        # the folders above mount points (/root for a pyenv Python, /ale, /tmp/ci under the
-        # sandbox's /tmp) made readable by the agent's uid: bubblewrap would make them 0700
-        ops = [
-            ([flag, source, inside] if inside else [flag, source], inside or source)
-            for flag, source, inside in mounts
-        ]
-        ops += [(["--perms", "0755", "--dir", folder], folder) for folder in _open_parents(mounts)]
-        # shallow first, so a deeper mount (a read-only bind of /tmp/ci/tools, say) lies on
-        # top of the sandbox's own /tmp instead of being hidden under it
-        for op, _ in sorted(ops, key=lambda o: _depth(o[1])):
-            args += op
-        args += ["--chdir", cwd]
-        return args
-
-    def _read_only(self) -> list[str]:
-        return [*SYSTEM_DIRS, *_python_roots(), *(str(f) for f in self.options.get("ro_binds", []))]
 
     def put_archive(self, dest: str, data: bytes) -> None:
         host = self.to_host(dest)
@@ -347,20 +316,6 @@ class LocalSandbox(Sandbox):
         return f"local sandbox ({how}{who}): files kept in {self.root}"
 
 
-def _drop_to(uid: int) -> list[str]:
-    """``setpriv`` flags: become ``uid`` with no groups, no capabilities in any set, and no
-    way to gain one back (``no_new_privs`` makes setuid and file capabilities inert)."""
-    return [
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--ambient-caps=-all",
-        "--bounding-set=-all",
-        "--no-new-privs",
-    ]
-
-
 def stat_is_file(mode: int) -> bool:
     return (mode & 0o170000) == 0o100000
 
@@ -368,35 +323,3 @@ def stat_is_file(mode: int) -> bool:
 def _plain_members(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     """Regular files, folders and links only (a pipe would block the read for ever)."""
     return info if info.isfile() or info.isdir() or info.issym() or info.islnk() else None
-
-
-def _open_parents(mounts: list[tuple[str, str, str]]) -> list[str]:
-    """The folders above the mount points that no mount provides, or that a writable bind
-    holds (they are made there); not those inside a read-only mount, which has its own."""
-    targets = {os.path.normpath(inside or source): flag for flag, source, inside in mounts}
-    parents: set[str] = set()
-    for target in targets:
-        parent = os.path.dirname(target)
-        while parent != "/":
-            parents.add(parent)
-            parent = os.path.dirname(parent)
-
-    def holder(folder: str) -> str | None:
-        """The flag of the deepest mount holding ``folder``."""
-        inside = [t for t in targets if folder.startswith(t.rstrip("/") + "/")]
-        return targets[max(inside, key=len)] if inside else None
-
-    return [f for f in parents if f not in targets and holder(f) in (None, "--bind")]
-
-
-def _depth(path: str) -> int:
-    return len([part for part in os.path.normpath(path).split("/") if part])
-
-
-def _python_roots() -> list[str]:
-    """Where the host's Python lives when it is outside the system folders (pyenv, say)."""
-    roots = {sys.base_prefix}
-    python = shutil.which("python3")
-    if python:
-        roots.add(str(Path(os.path.realpath(python)).parent.parent))
-    return sorted(r for r in roots if not r.startswith(SYSTEM_DIRS))

@@ -11,6 +11,7 @@ Paths inside a sandbox are POSIX strings. ``Sandbox.workdir`` is the trial's wor
 from __future__ import annotations
 
 import abc
+import contextlib
 import io
 import shlex
 import tarfile
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import InfrastructureError
+from .errors import AleError, InfrastructureError
 from .staging import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_OUTPUT_FILES,
@@ -169,6 +170,22 @@ class Sandbox(abc.ABC):
                 raise InfrastructureError(f"cannot make the grader's scratch folder {folder}: {done.stderr}")
             self._grader_scratch = folder
         return folder
+
+    @property
+    def grader_scratch_made(self) -> str | None:
+        """The grader's scratch folder, once ``grader_scratch`` made it."""
+        return getattr(self, "_grader_scratch", None)
+
+    def discard_grader_scratch(self) -> None:
+        """Remove the grader's scratch folder, if one was made (a static machine's ``/tmp``
+        outlives the sandbox); a sandbox already gone has nothing left to remove."""
+        folder = self.grader_scratch_made
+        self._grader_scratch = None
+        if folder is not None:
+            with contextlib.suppress(AleError, OSError):
+                self.exec(
+                    ["rm", "-rf", "--", folder], user=self.grader_user, env=GRADER_ENV, cwd="/", timeout=60
+                )
 
     @abc.abstractmethod
     def close(self) -> None:

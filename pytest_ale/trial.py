@@ -194,6 +194,8 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
         with _phase(plan, phases, "release"):
             if plan.keep:
                 result.warnings.append(f"kept for debugging: {sandbox.describe()}")
+            else:
+                sandbox.discard_grader_scratch()
             plan.provider.release(sandbox)
 
 

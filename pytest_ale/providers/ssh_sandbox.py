@@ -293,6 +293,10 @@ class SshSandbox(Sandbox):
         if self.agent_user is not None and self.agent_ids is not None:
             script = _script(SCRUB, str(self.agent_ids[0]), quarantine_name(self.marker))
             self._plain(script, timeout=600, root=True)
+        made = [self.grader_scratch_made, *{p.rpartition("/")[0] for p in self.socket_paths.values()}]
+        ours = [f for f in made if f and f.startswith(("/tmp/ale-gw-", "/tmp/.ale-grader-"))]
+        if ours:
+            self._plain("rm -rf -- " + shlex.join(ours), timeout=600, root=True)
 
     def close(self) -> None:
         if self.closed:

@@ -205,7 +205,8 @@ class StaticProvider(Provider):
                 try:
                     if keep:
                         return
-                    gone = [trial_root or workdir, sandbox.scratch, *{p.rpartition("/")[0] for p in forwards}]
+                    gone = [trial_root or workdir, sandbox.scratch, sandbox.grader_scratch_made]
+                    gone += {p.rpartition("/")[0] for p in forwards}
                     rm = "rm -rf " + " ".join(shlex.quote(g) for g in gone if g)
                     sandbox._plain(rm, timeout=600, root=True)
                     if cleanup:

@@ -98,6 +98,9 @@ def test_grader_exec_is_another_user_with_a_clean_path_in_a_fresh_folder(sandbox
     assert owner == uid and int(entries) == 0
     assert not cwd.startswith(sandbox.workdir.rstrip("/") + "/") and cwd != sandbox.workdir
     assert cwd.rstrip("/").rpartition("/")[2] not in agent_saw, "the agent saw the grader's folder"
+    sandbox.discard_grader_scratch()  # a static machine's /tmp outlives the sandbox
+    left = sandbox.exec(["test", "-e", cwd], user=sandbox.grader_user, env=GRADER_ENV, cwd="/")
+    assert left.exit_code == 1, f"the grader's scratch folder {cwd} is left behind"
 
 
 def test_a_folder_the_agent_planted_in_tmp_cannot_feed_the_grader_code(sandbox: Sandbox) -> None:

@@ -26,4 +26,4 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q 'docker>=7.0'
-python3 -m pytest_ale.providers.docker_image build --harnesses
+python3 -m pytest_ale.providers.docker.image build --harnesses

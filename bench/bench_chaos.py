@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_ale.providers.docker_client import connect
+from pytest_ale.providers.docker.client import connect
 from tests.adversarial.chaos import SIGNALS, SLOW_S, TARGETS, Round, build_project, run_round
 
 RESULTS = Path(__file__).parent / "RESULTS.md"

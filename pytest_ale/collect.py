@@ -18,7 +18,7 @@ from .card import load_card
 from .errors import AleError, TaskDefinitionError
 from .native import NativeTask
 from .outcome import TrialResult
-from .report_text import failure_message
+from .reports.text import failure_message
 from .task import TaskDefinition
 from .trial import TrialPlan, run_trial
 

@@ -93,7 +93,7 @@ def _quick(sandbox: Sandbox) -> str | NotImplementedType | None:
         except OSError:
             same = False
         return None if same else f"its folder {sandbox.root} was removed"
-    docker = sys.modules.get("pytest_ale.providers.docker_sandbox")
+    docker = sys.modules.get("pytest_ale.providers.docker.sandbox")
     if docker is not None and isinstance(sandbox, docker.DockerSandbox):
         try:
             state = sandbox.api.inspect_container(sandbox.id).get("State") or {}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ale.errors import StagingError
-from pytest_ale.providers.docker_archive import STREAM_ABOVE, contents, restamp, stripped
+from pytest_ale.providers.docker.archive import STREAM_ABOVE, contents, restamp, stripped
 from pytest_ale.staging import stream_folders, tar_folders, tar_stream
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from pytest_ale.errors import InfrastructureError, StagingError
-from pytest_ale.providers import docker_sandbox
-from pytest_ale.providers.docker_client import (
+from pytest_ale.providers.docker import sandbox as docker_sandbox
+from pytest_ale.providers.docker.client import (
     BUILD_COMMAND,
     EXPIRY_LABEL,
     PROVIDER_LABEL,
@@ -270,7 +270,7 @@ def test_put_archive_streams_and_creates_missing_folders(sandbox, tmp_path: Path
 
 
 def test_big_in_memory_archives_are_re_owned_while_streamed(sandbox, tmp_path: Path) -> None:
-    from pytest_ale.providers.docker_archive import STREAM_ABOVE
+    from pytest_ale.providers.docker.archive import STREAM_ABOVE
 
     (tmp_path / "in").mkdir()
     blob = os.urandom(1024**2)
@@ -300,8 +300,8 @@ def test_output_over_the_cap_is_refused(make_sandbox, client) -> None:
 def test_stage_puts_folders_owned_by_the_agent_and_capped(
     make_sandbox, tmp_path: Path, monkeypatch, streamed: bool
 ) -> None:
-    from pytest_ale.providers import docker_sandbox
     from pytest_ale.providers.docker import DockerProvider
+    from pytest_ale.providers.docker import sandbox as docker_sandbox
 
     if streamed:  # what inputs over 32 MiB take
         monkeypatch.setattr(docker_sandbox, "STREAM_FROM_BYTES", 0)
@@ -391,7 +391,7 @@ def test_a_container_that_died_is_an_infrastructure_error(sandbox) -> None:
 
 
 def test_image_build_is_cached(client) -> None:
-    from pytest_ale.providers import docker_image
+    from pytest_ale.providers.docker import image as docker_image
 
     lines: list[str] = []
     started = time.monotonic()

@@ -78,8 +78,8 @@ def test_collect_streams_long_names_to_disk_within_the_caps(
     make_sandbox, monkeypatch, tmp_path: Path, engine_attempts
 ) -> None:
     from pytest_ale.errors import OutputOverCap
-    from pytest_ale.providers import docker_collect
     from pytest_ale.providers.docker import DockerProvider
+    from pytest_ale.providers.docker import collect as docker_collect
 
     monkeypatch.setattr(docker_collect, "ENGINE_ATTEMPTS", engine_attempts)
     small = DockerProvider({"image": IMAGE, "max_output_files": 6, "max_output_mb": 1})

@@ -59,7 +59,7 @@ def write_bundled(root: Path) -> Path:
 def harness_image() -> str | None:
     """Why the docker runs cannot happen here (``None`` when they can); asked once a module."""
     from pytest_ale.errors import InfrastructureError
-    from pytest_ale.providers.docker_client import connect
+    from pytest_ale.providers.docker.client import connect
 
     try:
         client = connect(timeout=30)
@@ -156,7 +156,7 @@ def test_no_real_key_reaches_a_docker_sandbox(
     import docker
 
     from pytest_ale.gateway.fake_upstream import FakeUpstream
-    from pytest_ale.providers.docker_client import RUN_LABEL
+    from pytest_ale.providers.docker.client import RUN_LABEL
 
     from .test_harness import REAL_KEY, _script, write_suite
 

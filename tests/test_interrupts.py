@@ -242,7 +242,7 @@ def test_a_signal_inside_execnet_waits_for_the_message_and_a_second_one_is_ignor
 
 GUARD = """
 import os, signal, time
-from pytest_ale.providers.docker_guard import ContainerGuard
+from pytest_ale.providers.docker.guard import ContainerGuard
 
 guard = ContainerGuard(lambda container: print("removed", container, flush=True))
 guard.add("c1", "ale-c1")

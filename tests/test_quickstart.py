@@ -36,7 +36,7 @@ def quick_start_block() -> str:
 
 
 def test_readme_quick_start_on_a_fresh_debian_12(tmp_path: Path) -> None:
-    from pytest_ale.providers.docker_image import _ca_bundle, base_tag, images_dir
+    from pytest_ale.providers.docker.image import _ca_bundle, base_tag, images_dir
     from tests.test_docker_provider import docker_client_or_skip
 
     client = docker_client_or_skip()

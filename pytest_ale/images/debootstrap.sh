@@ -4,7 +4,7 @@
 #   images/debootstrap.sh OUT.tar [SUITE] [MIRROR]
 #
 # No registry needed: packages come from the Debian mirror. The builder
-# (`python -m pytest_ale.providers.docker_image build`) imports the tar into Docker and
+# (`python -m pytest_ale.providers.docker.image build`) imports the tar into Docker and
 # builds images/Dockerfile on top. Needs root and `debootstrap` (apt-get install debootstrap).
 set -euo pipefail
 out=${1:?usage: debootstrap.sh OUT.tar [SUITE] [MIRROR]}

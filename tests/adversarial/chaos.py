@@ -129,7 +129,7 @@ def marked_processes(run_id: str) -> list[int]:
 
 
 def containers(client: Any, run_id: str) -> list[str]:
-    from pytest_ale.providers.docker_client import PROVIDER_LABEL, RUN_LABEL
+    from pytest_ale.providers.docker.client import PROVIDER_LABEL, RUN_LABEL
     from pytest_ale.sandbox import run_id_matches
 
     listed = client.api.containers(all=True, filters={"label": f"{PROVIDER_LABEL}=docker"})

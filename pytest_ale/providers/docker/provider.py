@@ -1,8 +1,8 @@
 """``docker``: one fresh container per trial on a Docker engine, through the Docker SDK.
 
-Build the sandbox image once (no registry needed; see ``docker_image``)::
+Build the sandbox image once (no registry needed; see ``image``)::
 
-    python -m pytest_ale.providers.docker_image build    # or: pytest-ale-image build
+    python -m pytest_ale.providers.docker.image build    # or: pytest-ale-image build
     pytest tasks --ale-provider docker --ale-agent oracle
 
 Each container is labelled (run id, test id, expiry as epoch seconds, the owning pytest
@@ -46,11 +46,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, InfrastructureError
-from ..liveness import stamp
-from ..sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
-from ..staging import DEFAULT_MAX_OUTPUT_FILES
-from .docker_client import (
+from ...errors import ConfigError, InfrastructureError
+from ...liveness import stamp
+from ...sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
+from ...staging import DEFAULT_MAX_OUTPUT_FILES
+from .client import (
     EXPIRY_LABEL,
     PROVIDER_LABEL,
     RUN_LABEL,
@@ -58,9 +58,9 @@ from .docker_client import (
     connect,
     image_missing,
 )
-from .docker_guard import ContainerGuard
-from .docker_image import DEFAULT_IMAGE
-from .docker_sandbox import DockerSandbox
+from .guard import ContainerGuard
+from .image import DEFAULT_IMAGE
+from .sandbox import DockerSandbox
 
 OWNER_LABEL = "pytest-ale.owner"
 KEEPALIVE = 'mkdir -p "$0" && chown "$1" "$0"; exec sleep 2147483647'

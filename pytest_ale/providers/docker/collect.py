@@ -1,7 +1,7 @@
 """Collecting a container's ``output/`` to disk as a stream, capped (``DockerSandbox.collect``).
 
 The engine's archive of the folder is stripped of its top entry while it is read
-(``docker_archive.stripped``) and extracted by ``staging.safe_extract``, which counts bytes
+(``archive.stripped``) and extracted by ``staging.safe_extract``, which counts bytes
 and members as it goes: past ``max_output_mb`` or ``max_output_files`` the agent's output is
 refused (``OutputOverCap``, naming both options). A torn engine archive (a file still being
 written) is asked for again; at last GNU tar in the container makes it, spooled to a
@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OutputOverCap, StagingError
-from ..staging import ExtractReport, safe_extract
-from .docker_archive import ChunkReader, stripped
-from .tar_shell import archive_result, archive_script
+from ...errors import OutputOverCap, StagingError
+from ...staging import ExtractReport, safe_extract
+from ..tar_shell import archive_result, archive_script
+from .archive import ChunkReader, stripped
 
 if TYPE_CHECKING:
-    from .docker_sandbox import DockerSandbox
+    from .sandbox import DockerSandbox
 
 #: engine archive requests tried before tar in the container makes the archive
 ENGINE_ATTEMPTS = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .outcome import TrialResult
+from ..outcome import TrialResult
 
 LOG_TAIL_LINES = 15
 

@@ -1,6 +1,6 @@
 """Build the docker provider's sandbox image locally: no registry, one command, cached.
 
-    python -m pytest_ale.providers.docker_image build     # or: pytest-ale-image build
+    python -m pytest_ale.providers.docker.image build     # or: pytest-ale-image build
 
 Two layers, each tagged by a hash of what it is made from, so a second ``build`` with
 nothing changed returns at once:
@@ -35,8 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InfrastructureError
-from .docker_client import connect
+from ...errors import InfrastructureError
+from .client import connect
 
 BASE_REPO = "pytest-ale/base"
 IMAGE_REPO = "pytest-ale/sandbox"
@@ -59,7 +59,7 @@ def images_dir() -> Path:
     """The folder with ``debootstrap.sh`` and the Dockerfiles: ``$ALE_IMAGES_DIR``, else the
     copy shipped inside the package (``pytest_ale/images/``)."""
     override = os.environ.get("ALE_IMAGES_DIR")
-    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "images"
+    folder = Path(override) if override else Path(__file__).resolve().parents[2] / "images"
     if not (folder / "Dockerfile").is_file() or not (folder / "debootstrap.sh").is_file():
         raise InfrastructureError(
             f"no Dockerfile and debootstrap.sh in {folder}; set ALE_IMAGES_DIR to a folder "
@@ -99,7 +99,7 @@ def harness_versions() -> dict[str, str]:
     """The CLI versions the built-in agent presets pin: what the harness image installs."""
     import yaml
 
-    presets = Path(__file__).resolve().parent.parent / "presets" / "agents"
+    presets = Path(__file__).resolve().parents[2] / "presets" / "agents"
     versions = {}
     for preset, arg in HARNESS_ARGS.items():
         data = yaml.safe_load((presets / f"{preset}.yaml").read_text(encoding="utf-8"))

@@ -19,18 +19,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InfrastructureError, StagingError
-from ..sandbox import ExecResult, Sandbox, SandboxSpec
-from ..staging import ExtractReport, larger_than, stream_folders
-from .docker_archive import contents, one_file, restamp
-from .docker_client import ContainerDiedError
-from .docker_collect import collect_output
-from .docker_exec import FENCE_ALL, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
-from .fence_shell import COUNT_UID, KILL_UID, QUARANTINE, quarantine_name
-from .tar_shell import archive_result, archive_script
+from ...errors import InfrastructureError, StagingError
+from ...sandbox import ExecResult, Sandbox, SandboxSpec
+from ...staging import ExtractReport, larger_than, stream_folders
+from ..fence_shell import COUNT_UID, KILL_UID, QUARANTINE, quarantine_name
+from ..tar_shell import archive_result, archive_script
+from .archive import contents, one_file, restamp
+from .client import ContainerDiedError
+from .collect import collect_output
+from .commands import FENCE_ALL, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
 
 if TYPE_CHECKING:
-    from .docker import DockerProvider
+    from .provider import DockerProvider
 
 #: staged folders bigger than this are streamed from disk; smaller ones go in memory
 STREAM_FROM_BYTES = 32 * 1024**2
@@ -256,7 +256,7 @@ class DockerSandbox(Sandbox):
 
     def collect(self, src: str, dest: Path) -> ExtractReport:
         """``src`` (``output/``) into host folder ``dest`` as a stream, never whole in memory,
-        within ``max_output_mb`` and ``max_output_files`` (see ``docker_collect``)."""
+        within ``max_output_mb`` and ``max_output_files`` (see ``collect``)."""
         self._flush_dirs(src)
         return collect_output(self, src, dest)
 

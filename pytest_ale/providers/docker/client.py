@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import InfrastructureError, SandboxGoneError
+from ...errors import InfrastructureError, SandboxGoneError
 
 #: the one command that builds the sandbox image locally (no registry needed)
-BUILD_COMMAND = "python -m pytest_ale.providers.docker_image build"
+BUILD_COMMAND = "python -m pytest_ale.providers.docker.image build"
 
 #: the label every container of this provider carries (what ``--ale-sweep`` looks for)
 PROVIDER_LABEL = "pytest-ale.provider"

@@ -20,9 +20,9 @@ import io
 import tarfile
 from collections.abc import Iterable, Iterator
 
-from .. import tarsafe
-from ..errors import StagingError
-from ..staging import tar_stream
+from ... import tarsafe
+from ...errors import StagingError
+from ...staging import tar_stream
 
 #: PAX records that name or own a member: dropped when a member is renamed or re-owned
 _NAME_KEYS = frozenset({"path", "linkpath"})

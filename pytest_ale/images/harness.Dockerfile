@@ -1,7 +1,7 @@
 # The pytest-ale harness image: the sandbox image plus Node.js 22 and the agent CLIs
 # (Claude Code, Codex, Gemini CLI) pinned at the versions of the built-in agent presets, so
 # `--ale-provider=docker-harness` finds them pre-installed (nothing is copied per trial).
-# Built by `python -m pytest_ale.providers.docker_image build --harnesses`; the builder passes
+# Built by `python -m pytest_ale.providers.docker.image build --harnesses`; the builder passes
 # the versions and, as `build-ca.crt`, the host's CA bundle (npm behind a TLS-inspecting
 # proxy needs it; it is used for the build only, and not left in the image).
 ARG BASE=pytest-ale/sandbox:latest

@@ -62,6 +62,8 @@ def section(rounds: list[Round], seed: int) -> str:
     hit = [r for r in rounds if not r.missed]
     stops = [r.stop_s for r in hit if r.target == "controller" and r.signal != "SIGKILL"]
     orphans = [r.stop_s for r in hit if r.target == "controller" and r.signal == "SIGKILL"]
+    worker_stops = [r.stop_s for r in hit if r.target == "worker" and r.signal != "SIGKILL"]
+    worker_kills = [r.stop_s for r in hit if r.target == "worker" and r.signal == "SIGKILL"]
     resumes_bad = sum(any("resume" in p or "after the resume" in p for p in r.problems) for r in rounds)
     rows = [
         ("rounds (runs signalled)", f"{len(rounds)} ({len(hit)} hit mid-run)"),
@@ -83,6 +85,8 @@ def section(rounds: list[Round], seed: int) -> str:
             [
                 _timing("Ctrl-C / SIGTERM to the controller: every process of the run gone", stops),
                 _timing("SIGKILL of the controller: its workers gone", orphans),
+                _timing("SIGINT / SIGTERM to one worker: the run ended", worker_stops),
+                _timing("SIGKILL of one worker: the run ended", worker_kills),
             ],
         )
     )
@@ -101,6 +105,11 @@ def section(rounds: list[Round], seed: int) -> str:
             *(f"| {what} | {n} |" for what, n in rows),
             "",
             stop_line,
+            "",
+            "A worker signalled before its own handlers are installed (its first half second) "
+            "dies; xdist starts another and the run goes on to its end, so those rounds take "
+            "the length of a whole run (about 6 s here). A worker SIGKILLed mid-trial is "
+            "replaced; its sandbox is swept by the controller at once.",
             "",
             "Target: zero of every leak, torn line and failed resume.",
             "",

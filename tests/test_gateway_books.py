@@ -30,9 +30,10 @@ from pytest_ale.gateway.keys import Keys
 from pytest_ale.gateway.meter import Budget, PriceTable
 from pytest_ale.gateway.scripted import Script
 from pytest_ale.gateway.server import Gateway
-from pytest_ale.gateway.wire import Reply, TokenUsage, WireFormat, formats
+from pytest_ale.gateway.wire import Reply, TokenUsage, WireFormat
 from pytest_ale.gateway.wire_anthropic import AnthropicMessages
 from pytest_ale.gateway.wire_gemini import GeminiGenerate
+from pytest_ale.gateway.wire_lookup import formats
 from pytest_ale.gateway.wire_openai import OpenAIChat, OpenAIResponses
 from pytest_ale.outcome import TrialResult
 from pytest_ale.trajectory import AgentInfo, validate_trajectory

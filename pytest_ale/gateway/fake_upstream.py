@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from .scripted import Script, ScriptedModel
-from .wire import Reply, TokenUsage, detect, error_body, estimate_tokens
+from .wire import Reply, TokenUsage, error_body, estimate_tokens
+from .wire_lookup import detect
 
 
 @dataclass

@@ -38,7 +38,8 @@ from .meter import Meter, PriceTable
 from .scripted import ScriptedModel
 from .stops import STOP_PATH, Stops
 from .trials import TrialState
-from .wire import TokenUsage, WireFormat, detect, error_body, estimate_tokens
+from .wire import TokenUsage, WireFormat, error_body, estimate_tokens
+from .wire_lookup import detect
 
 #: how a halted trial's later requests are refused: (HTTP status, error type)
 REFUSALS = {

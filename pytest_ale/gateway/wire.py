@@ -1,10 +1,11 @@
-"""What the wire formats share: a neutral reply, token usage, SSE framing, and lookup.
+"""What the wire formats share: a neutral reply, token usage and SSE framing.
 
 Each model API the harnesses speak (Anthropic Messages, OpenAI Responses and Chat
 Completions, Gemini ``generateContent``) is one ``WireFormat`` subclass in its own module.
 A format knows how to read a request (model, streaming, offered tools, the conversation
 so far), how to render a neutral ``Reply`` as that API's response (JSON or SSE), and how
-to read token usage back out of a real upstream response.
+to read token usage back out of a real upstream response. Finding the format of a
+request is ``wire_lookup``'s.
 """
 
 from __future__ import annotations
@@ -180,19 +181,3 @@ def error_body(status: int, kind: str, message: str) -> dict[str, Any]:
             "message": message,
         },
     }
-
-
-def formats() -> list[type[WireFormat]]:
-    from .wire_anthropic import AnthropicMessages
-    from .wire_gemini import GeminiGenerate
-    from .wire_openai import OpenAIChat, OpenAIResponses
-
-    return [AnthropicMessages, OpenAIResponses, OpenAIChat, GeminiGenerate]
-
-
-def detect(path: str) -> type[WireFormat] | None:
-    """The wire format served at URL ``path``, or ``None`` (not a model endpoint)."""
-    for fmt in formats():
-        if fmt.matches(path):
-            return fmt
-    return None

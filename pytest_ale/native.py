@@ -30,7 +30,7 @@ from .errors import GraderError, TaskDefinitionError
 from .loader import import_task_module
 from .sandbox import Sandbox
 from .scoring import Grade, to_grade
-from .task import TaskData, TaskDefinition
+from .task import TaskAttempt, TaskData, TaskDefinition
 from .taskguard import run_task_code
 
 
@@ -112,8 +112,11 @@ class NativeTask(TaskDefinition):
             solution=folder("solution"),
         )
 
-    def setup(self, sandbox: Sandbox, variant: str) -> None:
-        sandbox.state.setdefault("variant", variant)
+    def begin(self, sandbox: Sandbox, variant: str) -> NativeAttempt:
+        return NativeAttempt(self, sandbox, variant)
+
+    def setup(self, sandbox: Sandbox) -> None:
+        """Run the task's ``setup(sandbox)``, if it has one, contained."""
         if self._setup is None:
             return
         try:
@@ -126,7 +129,8 @@ class NativeTask(TaskDefinition):
                 f"{_task_frames(exc, self.folder)}fix the task's setup"
             ) from exc
 
-    def grade(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
+    def evaluate(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
+        """Run the task's ``evaluate`` on the collected ``output_dir``, contained."""
         reference = self.data(variant).reference or self.folder / "reference"
         args: list[Any] = [output_dir, reference, sandbox]
         try:
@@ -155,6 +159,27 @@ class NativeTask(TaskDefinition):
             limit_key="import_timeout" if quick else "grader_timeout",
             worker=grading,
         )
+
+
+class NativeAttempt(TaskAttempt):
+    """One trial of a native task: the module is shared (it holds no trial's state), the
+    instruction is read once for this trial, ``sandbox.state`` carries what setup made."""
+
+    def __init__(self, task: NativeTask, sandbox: Sandbox, variant: str) -> None:
+        super().__init__(sandbox, variant)
+        self.task = task
+        self._instruction = task.instruction(variant)
+
+    @property
+    def instruction(self) -> str:
+        return self._instruction
+
+    def setup(self) -> None:
+        self.sandbox.state.setdefault("variant", self.variant)
+        self.task.setup(self.sandbox)
+
+    def grade(self, output_dir: Path) -> Grade:
+        return self.task.evaluate(self.sandbox, self.variant, output_dir)
 
 
 def _arity(func: Callable[..., Any], most: int = 1) -> int:

@@ -1,7 +1,11 @@
 """What a trial needs from a task, whatever format the task is written in.
 
 ``TaskDefinition`` is implemented by native tasks (``native.py``) and by ALE-format tasks
-(``compat/``). The trial drives both through the same few calls, in the order of DESIGN.md.
+(``compat/``). It is the loaded task, shared by every trial of it; what one trial holds
+(its own import of the task's code, its session, the instruction it gave) lives on the
+``TaskAttempt`` that ``TaskDefinition.begin`` returns, which only that trial sees and
+which ends with it. The trial drives both through the same few calls, in the order of
+docs/architecture.md ("One trial").
 """
 
 from __future__ import annotations
@@ -80,9 +84,34 @@ class TaskDefinition(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def setup(self, sandbox: Sandbox, variant: str) -> None:
-        """Prepare the sandbox after input/ and software/ are staged."""
+    def begin(self, sandbox: Sandbox, variant: str) -> TaskAttempt:
+        """Start one trial of ``variant`` in ``sandbox`` (after input/ and software/ are
+        staged): the attempt's own task state, used by that trial only, closed at its end."""
+
+
+class TaskAttempt(abc.ABC):
+    """One trial's hold on its task: set up, the instruction, graded, closed.
+
+    Made by ``TaskDefinition.begin`` for one sandbox and variant; nothing on it outlives
+    the trial, and two trials of the same task (on two threads) never share one.
+    """
+
+    def __init__(self, sandbox: Sandbox, variant: str) -> None:
+        self.sandbox = sandbox
+        self.variant = variant
 
     @abc.abstractmethod
-    def grade(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
+    def setup(self) -> None:
+        """Prepare the sandbox for the agent."""
+
+    @property
+    @abc.abstractmethod
+    def instruction(self) -> str:
+        """The instruction handed to the agent (as this attempt's setup left it)."""
+
+    @abc.abstractmethod
+    def grade(self, output_dir: Path) -> Grade:
         """Score the trial. The sandbox is fenced: nothing the agent started still runs."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Let go of what the attempt holds (always called, once, at the trial's end)."""

@@ -1,9 +1,11 @@
-"""One trial's lifecycle, readable top to bottom (DESIGN.md steps 1-9).
+"""One trial's lifecycle, readable top to bottom (docs/architecture.md, "One trial", 1-9).
 
-acquire -> stage input/software -> task setup -> install + run the agent (time-boxed)
+acquire -> stage input/software -> begin the task's attempt (``TaskDefinition.begin``: this
+trial's own task state) and set it up -> install + run the agent (time-boxed)
 -> fence (kill everything it started, until verifiably empty) -> collect output/ (capped)
 -> check the fence again, hand the temp folders to the grader -> grade -> record ->
-release, always. Infrastructure faults retry the whole trial on a fresh sandbox.
+close the attempt and release, always. Infrastructure faults retry the whole trial on a
+fresh sandbox (and a fresh attempt).
 
 Who is at fault decides the record (one rule, README "What pytest-ale guarantees"): what
 the agent causes (output over a cap, a crash, a timeout, the budget) is graded, 0 unless
@@ -34,7 +36,7 @@ from .fence import fence, verify
 from .outcome import TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
 from .scoring import passes
-from .task import TaskDefinition
+from .task import TaskAttempt, TaskDefinition
 from .taskguard import TaskCodeWarning
 from .trajectory import process_trajectory
 
@@ -157,6 +159,7 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
     )
     with _phase(plan, phases, "acquire"):
         sandbox = plan.provider.acquire(spec)
+    attempt: TaskAttempt | None = None
     try:
         data = task.data(variant)
         with _phase(plan, phases, "stage"):
@@ -164,16 +167,17 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
             sandbox.stage(sandbox.workdir, folders)
             sandbox.mkdir(sandbox.path("output"))
         with _phase(plan, phases, "setup"):
-            task.setup(sandbox, variant)
+            attempt = task.begin(sandbox, variant)
+            attempt.setup()
         with _phase(plan, phases, "install"):
             plan.agent.install(sandbox)
-        agent_result = _run_agent(plan, sandbox, phases, result)
+        agent_result = _run_agent(plan, sandbox, attempt, phases, result)
         _absorb_agent(result, agent_result)
         with _phase(plan, phases, "fence"):
             fenced = fence(sandbox)
             if fenced.killed:
                 result.warnings.append(f"fence: killed {fenced.killed} process(es) the agent left running")
-        _save_logs(plan, agent_result)
+        _save_logs(plan, agent_result, attempt.instruction)
         with _phase(plan, phases, "collect"):
             try:
                 output_dir = _collect(sandbox, plan.artifacts / "output", result)
@@ -185,32 +189,40 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
             if breach:
                 result.warnings.append(f"fence: {breach} agent process(es) found before grading; killed")
             sandbox.prepare_grading()
-            grade = task.grade(sandbox, variant, output_dir)
+            grade = attempt.grade(output_dir)
         result.score = grade.score
         result.explanation = grade.explanation
         result.status = _status(result, plan.threshold)
         result.error = result.error_kind = None
     finally:
         with _phase(plan, phases, "release"):
-            if plan.keep:
-                result.warnings.append(f"kept for debugging: {sandbox.describe()}")
-            else:
-                sandbox.discard_grader_scratch()
-            plan.provider.release(sandbox)
+            try:
+                if attempt is not None:
+                    attempt.close()
+            finally:
+                if plan.keep:
+                    result.warnings.append(f"kept for debugging: {sandbox.describe()}")
+                else:
+                    sandbox.discard_grader_scratch()
+                plan.provider.release(sandbox)
 
 
 def _run_agent(
-    plan: TrialPlan, sandbox: Sandbox, phases: dict[str, float], result: TrialResult | None = None
+    plan: TrialPlan,
+    sandbox: Sandbox,
+    attempt: TaskAttempt,
+    phases: dict[str, float],
+    result: TrialResult | None = None,
 ) -> AgentResult:
     context = AgentContext(
-        instruction=plan.task.instruction(plan.variant),
+        instruction=attempt.instruction,
         timeout_s=plan.timeout_s,
         workdir=sandbox.workdir,
         task_name=str(plan.task.name),
         variant=plan.variant,
         artifacts=plan.artifacts,
         model=plan.agent.model,
-        solution=plan.task.data(plan.variant).solution,
+        solution=plan.task.data(plan.variant).solution if plan.agent.uses_solution else None,
     )
     with _phase(plan, phases, "agent"):
         try:
@@ -221,7 +233,7 @@ def _run_agent(
             if partial is not None:
                 if result is not None:
                     _absorb_agent(result, partial)
-                _save_logs(plan, partial)
+                _save_logs(plan, partial, attempt.instruction)
             if isinstance(exc, AleError) or not isinstance(exc, Exception):
                 raise
             raise InfrastructureError(
@@ -269,14 +281,14 @@ def _collect(sandbox: Sandbox, dest: Path, result: TrialResult) -> Path:
     return dest
 
 
-def _save_logs(plan: TrialPlan, agent: AgentResult) -> None:
+def _save_logs(plan: TrialPlan, agent: AgentResult, instruction: str) -> None:
     plan.artifacts.mkdir(parents=True, exist_ok=True)
     (plan.artifacts / "agent.log").write_text(agent.log, encoding="utf-8", errors="replace")
     trajectory = agent.trajectory or process_trajectory(
         plan.test_id,
         plan.agent.label,
         agent.version,
-        plan.task.instruction(plan.variant),
+        instruction,
         agent.log,
         agent.exit_code,
     ).model_dump(exclude_none=True)

@@ -226,3 +226,61 @@ def test_plain_function_names_are_found(tmp_path: Path) -> None:
     assert task.variants() == ["v1"]
     assert task.collected.functions.start is None
     assert task.collected.functions.evaluate.__name__ == "evaluate"
+
+
+# -- one trial's attempt ------------------------------------------------------------------
+TWICE_MAIN = """
+import os
+import uuid
+import cua_bench as cb
+
+TOKEN = uuid.uuid4().hex  # one per import: each attempt imports the task afresh
+FILE = os.environ["REMOTE_ROOT_DIR"] + "/demo/twice/0/token.txt"  # this sandbox's variant folder
+
+
+@cb.tasks_config(split="train")
+def load():
+    return [cb.Task(description=f"Write {TOKEN}.", metadata={"requires_task_data": False}, computer={})]
+
+
+@cb.setup_task(split="train")
+async def start(task_cfg, session):
+    await session.write_file(FILE, TOKEN)
+
+
+@cb.evaluate_task(split="train")
+async def evaluate(task_cfg, session):
+    seen = await session.read_file(FILE)
+    return [1.0 if seen == TOKEN and TOKEN in task_cfg.description else 0.0]
+"""
+
+
+def test_two_attempts_of_one_variant_share_nothing(tmp_path: Path) -> None:
+    """Two trials of the same task and variant (two threads of one worker, say) each get
+    their own import, session and description; closing one leaves the other whole."""
+    folder = tmp_path / "tasks" / "demo" / "twice"
+    folder.mkdir(parents=True)
+    (folder / "task_card.json").write_text("{}")
+    (folder / "main.py").write_text(TWICE_MAIN)
+    task = ale_task(folder)
+    (variant,) = task.variants()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LocalIsolationWarning)
+        provider = LocalProvider({"isolation": "none", "root": str(tmp_path / "root")})
+    sandboxes = [
+        provider.acquire(SandboxSpec(run_id="unit", trial_id=t, workdir=task.workdir(variant))) for t in "ab"
+    ]
+    try:
+        first, second = (task.begin(sandbox, variant) for sandbox in sandboxes)
+        first.setup()
+        second.setup()
+        assert first.instruction != second.instruction  # each trial's own load()
+        assert first.instruction != task.instruction(variant)  # not the collection's either
+        first.close()
+        output = tmp_path / "output"
+        output.mkdir()
+        assert second.grade(output).score == 1.0
+        second.close()
+    finally:
+        for sandbox in sandboxes:
+            provider.release(sandbox)

@@ -174,7 +174,7 @@ def test_per_run_secret_differs_between_runs() -> None:
         sandbox = provider.acquire(SandboxSpec(run_id="secret-test", trial_id=trial))
         try:
             sandbox.put_archive(sandbox.workdir, tar_folders({"input": folder / "input"}))
-            task.setup(sandbox, "base")
+            task.begin(sandbox, "base").setup()
             matter = json.loads(sandbox.read_text(sandbox.path("input", "matter.json")))
             assert matter["matter_id"] == sandbox.state["matter_id"]
             assert sandbox.state["matter_id"] in sandbox.read_text(sandbox.path("input", "deposition.txt"))

@@ -48,8 +48,9 @@ class AgentContext:
     task_name: str
     variant: str
     artifacts: Path
-    #: the host folder of the task's ``solution/`` (the oracle's); never the reference:
-    #: an agent is handed no host path under ``reference/``
+    #: the host folder of the task's ``solution/``, for an agent that ``uses_solution``
+    #: (the oracle) and ``None`` for any other; never the reference: an agent is handed
+    #: no host path under ``reference/``
     solution: Path | None = None
     model: str | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -77,6 +78,8 @@ class Agent(abc.ABC):
     """A harness. Subclasses set ``name`` and implement ``run``."""
 
     name: ClassVar[str] = "agent"
+    #: handed the task's ``solution/`` (the oracle alone: a harness under test never is)
+    uses_solution: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None, label: str | None = None):
         self.options: dict[str, Any] = dict(options or {})

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from ..errors import AleError, ConfigError, InfrastructureError
 from ..gateway import runtime
 from ..gateway.launcher import PLACEHOLDER
-from ..gateway.trials import TrialState
+from ..gateway.trials import GatewayTrial
 from ..sandbox import ExecResult, Sandbox
 from ..trajectory import AgentInfo, FinalMetrics, Step, StepMetrics, Trajectory
 from .base import Agent, AgentContext, AgentResult, Usage
@@ -122,7 +122,7 @@ class CLIHarness(Agent):
             raise problem
         return result
 
-    def _launch(self, sandbox: Sandbox, context: AgentContext, trial: TrialState, model: str) -> ExecResult:
+    def _launch(self, sandbox: Sandbox, context: AgentContext, trial: GatewayTrial, model: str) -> ExecResult:
         """Run the CLI once behind the launcher (relay, config files, stop watch)."""
         launch = self.launch(context, self._command, trial.token, model)
         launch.argv += self.extra_args
@@ -151,7 +151,7 @@ class CLIHarness(Agent):
         done: ExecResult | None,
         context: AgentContext,
         trial_id: str,
-        trial: TrialState,
+        trial: GatewayTrial,
         model: str,
         failure: BaseException | None = None,
     ) -> AgentResult:
@@ -187,7 +187,7 @@ class CLIHarness(Agent):
         return result
 
     def _keep_what_was_spent(
-        self, trial_id: str, context: AgentContext, trial: TrialState, model: str, failure: BaseException
+        self, trial_id: str, context: AgentContext, trial: GatewayTrial, model: str, failure: BaseException
     ) -> None:
         """On the way out of a run that raised: keep its partial result (never masking why)."""
         with contextlib.suppress(Exception):
@@ -195,7 +195,7 @@ class CLIHarness(Agent):
 
     # -- helpers ---------------------------------------------------------------------------
     def _trajectory(
-        self, log: str, instruction: str, session: str, model: str, trial: TrialState, note: str | None
+        self, log: str, instruction: str, session: str, model: str, trial: GatewayTrial, note: str | None
     ) -> dict[str, Any]:
         info = AgentInfo(name=self.name, version=self.version() or "unknown", model_name=model)
         trajectory = self.convert(log, session, info, instruction)
@@ -212,7 +212,7 @@ class CLIHarness(Agent):
         )
         return json.loads(runtime.gateway().redact(trajectory.model_dump_json(exclude_none=True)))
 
-    def _save_gateway_log(self, artifacts: Path, trial: TrialState, redact: Any) -> None:
+    def _save_gateway_log(self, artifacts: Path, trial: GatewayTrial, redact: Any) -> None:
         artifacts.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps(event, sort_keys=True) for event in trial.events]
         (artifacts / "gateway.jsonl").write_text(redact("\n".join(lines) + ("\n" if lines else "")))
@@ -277,7 +277,7 @@ def _step_metrics(trajectory: Trajectory, events: list[dict[str, Any]]) -> None:
         )
 
 
-def _usage(trial: TrialState) -> Usage:
+def _usage(trial: GatewayTrial) -> Usage:
     usage = trial.meter.usage
     return Usage(
         input_tokens=usage.input_tokens,
@@ -289,7 +289,7 @@ def _usage(trial: TrialState) -> Usage:
     )
 
 
-def _problem(trial: TrialState) -> AleError | None:
+def _problem(trial: GatewayTrial) -> AleError | None:
     """A gateway fault (not the agent's) to report as the trial's error, if any."""
     problem: AleError | None = None
     if trial.divergence:

@@ -15,6 +15,7 @@ ENTRYPOINTS = (("solve.sh", "bash"), ("solve.py", "python3"))
 
 class OracleAgent(Agent):
     name = "oracle"
+    uses_solution = True
 
     def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
         solution = context.solution

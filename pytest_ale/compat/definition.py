@@ -5,13 +5,14 @@ The order is ALE's, with the reference held back until the agent is gone:
 1. collection: import ``main.py`` (with the default data root), call ``load()``; one
    variant per returned ``cb.Task`` (named by ``metadata["variant_name"]``, else its index);
 2. the trial stages ``input/`` and ``software/`` into ``<root>/<domain>/<task>/<variant>``;
-3. ``setup``: import ``main.py`` afresh for this trial (its helpers re-read
-   ``REMOTE_ROOT_DIR``, set to where this sandbox really keeps the variant folder), ``load()``,
-   then ``start(task_cfg, session)``;
-4. the agent runs on ``description``; the trial fences it (kills all it started);
+3. ``begin``: the trial's own ``AleAttempt`` imports ``main.py`` afresh (its helpers
+   re-read ``REMOTE_ROOT_DIR``, set to where this sandbox really keeps the variant
+   folder); its ``setup`` calls ``load()``, then ``start(task_cfg, session)``;
+4. the agent runs on that ``load()``'s ``description``; the trial fences it (kills all it
+   started);
 5. ``grade``: stage ``reference/`` (only now), ``load()`` again, ``evaluate(task_cfg,
    session)``; the score is its first element / scalar / ``score`` key. ``evaluate``
-   raising is a grader error, never a zero.
+   raising is a grader error, never a zero. ``close`` drops the attempt's import.
 
 All task code runs contained (``taskguard``): the imports and ``load()`` within the card's
 ``import_timeout``, ``start()`` and ``evaluate()`` each within its ``grader_timeout``.
@@ -34,7 +35,7 @@ from ..datastore import DataStore, LocalStore
 from ..errors import AleError, ConfigError, GraderError, StagingError, TaskDefinitionError
 from ..sandbox import Sandbox
 from ..scoring import Grade, to_grade
-from ..task import TaskData, TaskDefinition
+from ..task import TaskAttempt, TaskData, TaskDefinition
 from .modules import Scope, TaskModule, tasks_package_dir
 from .session import SandboxSession
 
@@ -62,14 +63,6 @@ class Variant:
     workdir: str
 
 
-@dataclass
-class TrialState:
-    """One trial's own import of the task, its ``cb.Task`` and session."""
-
-    module: TaskModule
-    session: SandboxSession
-
-
 class AleTask(TaskDefinition):
     """An ALE task file, run unmodified."""
 
@@ -82,8 +75,6 @@ class AleTask(TaskDefinition):
         self.remote_root = WINDOWS_ROOT if card.os == "windows" else LINUX_ROOT
         self.collected = TaskModule(self.main_py, self._scope(self.remote_root), card.import_timeout_s)
         self._variants = self._read_variants(self._load(self.collected))
-        self._trials: dict[str, TrialState] = {}
-        self._descriptions: dict[str, str] = {}
 
     # -- collection ----------------------------------------------------------------------
     def _scope(self, remote_root: str) -> Scope:
@@ -204,80 +195,13 @@ class AleTask(TaskDefinition):
         return None
 
     def instruction(self, variant: str) -> str:
-        text = self._descriptions.get(variant) or self._variant(variant).description
-        if not text.strip():
-            raise TaskDefinitionError(f"{self.main_py}: load() gave variant {variant!r} an empty description")
-        return text.strip()
+        """The collection-time description (a trial's own ``load()`` may give another)."""
+        return _described(self._variant(variant).description, self.main_py, variant)
 
-    def setup(self, sandbox: Sandbox, variant: str) -> None:
-        state = self._begin(sandbox, variant)
-        start = state.module.functions.start
-        task_cfg = self._task_for(state.module, variant)
-        self._descriptions[variant] = task_cfg.description
-        if start is None:
-            return
-        fix = "fix the task's @cb.setup_task function"
-        self._call(state, start, task_cfg, what="start()", fault=TaskDefinitionError, fix=fix)
-
-    def grade(self, sandbox: Sandbox, variant: str, output_dir: Path) -> Grade:
-        state = self._trials.get(variant) or self._begin(sandbox, variant)
-        try:
-            self._replace_output(sandbox, output_dir)
-            self._stage_reference(sandbox, variant)
-            state.session.grading = True
-            task_cfg = self._task_for(state.module, variant)  # ALE calls load() again
-            fix = (
-                "an ALE grader returns [0.0] for wrong or missing output "
-                "and raises only on an infrastructure fault"
-            )
-            evaluate = state.module.functions.evaluate
-            value = self._call(
-                state, evaluate, task_cfg, what="evaluate()", fault=GraderError, fix=fix, worker=True
-            )
-            return to_grade(value, where=f"{self.main_py}: evaluate()")
-        finally:
-            self._end(variant)
-
-    def _call(
-        self,
-        state: TrialState,
-        fn: Any,
-        task_cfg: Any,
-        *,
-        what: str,
-        fault: type[AleError],
-        fix: str,
-        worker: bool = False,
-    ) -> Any:
-        """``fn(task_cfg, session)``, contained within the card's ``grader_timeout``; an
-        exception of the task's own becomes ``fault``, naming the file, the frames and ``fix``."""
-        try:
-            return state.module.call(
-                fn, task_cfg, state.session, what=what, fault=fault,
-                limit_s=self.card.grader_timeout_s, limit_key="grader_timeout", worker=worker,
-            )  # fmt: skip
-        except AleError:
-            raise
-        except Exception as exc:
-            raise fault(
-                f"{self.main_py}: {what} raised {type(exc).__name__}: {exc}\n{self._frames(exc)}{fix}"
-            ) from None
+    def begin(self, sandbox: Sandbox, variant: str) -> AleAttempt:
+        return AleAttempt(self, sandbox, variant)
 
     # -- one trial -----------------------------------------------------------------------
-    def _begin(self, sandbox: Sandbox, variant: str) -> TrialState:
-        """Import the task afresh for this trial, rooted where the sandbox keeps its data."""
-        self._end(variant)
-        root = self._sandbox_root(sandbox, self._variant(variant))
-        module = TaskModule(self.main_py, self._scope(root), self.card.import_timeout_s)
-        state = TrialState(module, SandboxSession(sandbox, os_type=self.card.os))
-        self._trials[variant] = state
-        return state
-
-    def _end(self, variant: str) -> None:
-        state = self._trials.pop(variant, None)
-        if state is not None:
-            state.module.discard()
-
     def _sandbox_root(self, sandbox: Sandbox, v: Variant) -> str:
         """``REMOTE_ROOT_DIR`` as this sandbox sees it.
 
@@ -307,29 +231,6 @@ class AleTask(TaskDefinition):
             return tasks[v.index]
         raise TaskDefinitionError(f"{self.main_py}: load() no longer returns variant {variant!r}")
 
-    def _replace_output(self, sandbox: Sandbox, output_dir: Path) -> None:
-        """The grader reads the collected copy of ``output/``, put back in its place: what
-        the collection refused (a link to ``../reference/...``, staged a moment later, or to
-        any file outside ``output/``) is not there to be followed."""
-        target = sandbox.path("output")
-        cleared = sandbox.exec(["rm", "-rf", "--", target], user=sandbox.grader_user)
-        if cleared.exit_code != 0:
-            raise StagingError(f"could not clear {target} before grading: {cleared.stderr}")
-        sandbox.stage(sandbox.workdir, {"output": output_dir})
-        if not sandbox.is_dir(target):
-            sandbox.mkdir(target)
-
-    def _stage_reference(self, sandbox: Sandbox, variant: str) -> None:
-        """Put ``reference/`` into the variant folder: only now, after the fence. Whatever
-        the agent left under that name is removed first, so it cannot plant an answer key."""
-        target = sandbox.path("reference")
-        cleared = sandbox.exec(["rm", "-rf", "--", target], user=sandbox.grader_user)
-        if cleared.exit_code != 0:
-            raise StagingError(f"could not clear {target} before staging the reference: {cleared.stderr}")
-        reference = self.data(variant).reference
-        if reference is not None:
-            sandbox.stage(sandbox.workdir, {"reference": reference})
-
     def _frames(self, exc: BaseException) -> str:
         """Traceback lines pointing into the task's tree (its main.py, scripts, helpers)."""
         tree = tasks_package_dir(self.folder) or self.folder
@@ -339,6 +240,100 @@ class AleTask(TaskDefinition):
             if Path(f.filename).resolve().is_relative_to(tree.resolve())
         ]
         return "".join(traceback.format_list(frames))
+
+
+class AleAttempt(TaskAttempt):
+    """One trial of an ALE task: its own import of ``main.py`` (rooted where this sandbox
+    keeps the variant folder), its ``SandboxSession`` and the description its ``load()``
+    gave; discarded when the trial closes it."""
+
+    def __init__(self, task: AleTask, sandbox: Sandbox, variant: str) -> None:
+        super().__init__(sandbox, variant)
+        self.task = task
+        root = task._sandbox_root(sandbox, task._variant(variant))
+        self.module = TaskModule(task.main_py, task._scope(root), task.card.import_timeout_s)
+        self.session = SandboxSession(sandbox, os_type=task.card.os)
+        self._description: str | None = None
+
+    @property
+    def instruction(self) -> str:
+        if self._description is None:
+            return self.task.instruction(self.variant)
+        return _described(self._description, self.task.main_py, self.variant)
+
+    def setup(self) -> None:
+        start = self.module.functions.start
+        task_cfg = self.task._task_for(self.module, self.variant)
+        self._description = task_cfg.description
+        if start is None:
+            return
+        fix = "fix the task's @cb.setup_task function"
+        self._call(start, task_cfg, what="start()", fault=TaskDefinitionError, fix=fix)
+
+    def grade(self, output_dir: Path) -> Grade:
+        self._replace_output(output_dir)
+        self._stage_reference()
+        self.session.grading = True
+        task_cfg = self.task._task_for(self.module, self.variant)  # ALE calls load() again
+        fix = (
+            "an ALE grader returns [0.0] for wrong or missing output "
+            "and raises only on an infrastructure fault"
+        )
+        evaluate = self.module.functions.evaluate
+        value = self._call(evaluate, task_cfg, what="evaluate()", fault=GraderError, fix=fix, worker=True)
+        return to_grade(value, where=f"{self.task.main_py}: evaluate()")
+
+    def close(self) -> None:
+        self.module.discard()
+
+    def _call(
+        self, fn: Any, task_cfg: Any, *, what: str, fault: type[AleError], fix: str, worker: bool = False
+    ) -> Any:
+        """``fn(task_cfg, session)``, contained within the card's ``grader_timeout``; an
+        exception of the task's own becomes ``fault``, naming the file, the frames and ``fix``."""
+        task = self.task
+        try:
+            return self.module.call(
+                fn, task_cfg, self.session, what=what, fault=fault,
+                limit_s=task.card.grader_timeout_s, limit_key="grader_timeout", worker=worker,
+            )  # fmt: skip
+        except AleError:
+            raise
+        except Exception as exc:
+            raise fault(
+                f"{task.main_py}: {what} raised {type(exc).__name__}: {exc}\n{task._frames(exc)}{fix}"
+            ) from None
+
+    def _replace_output(self, output_dir: Path) -> None:
+        """The grader reads the collected copy of ``output/``, put back in its place: what
+        the collection refused (a link to ``../reference/...``, staged a moment later, or to
+        any file outside ``output/``) is not there to be followed."""
+        sandbox = self.sandbox
+        target = sandbox.path("output")
+        cleared = sandbox.exec(["rm", "-rf", "--", target], user=sandbox.grader_user)
+        if cleared.exit_code != 0:
+            raise StagingError(f"could not clear {target} before grading: {cleared.stderr}")
+        sandbox.stage(sandbox.workdir, {"output": output_dir})
+        if not sandbox.is_dir(target):
+            sandbox.mkdir(target)
+
+    def _stage_reference(self) -> None:
+        """Put ``reference/`` into the variant folder: only now, after the fence. Whatever
+        the agent left under that name is removed first, so it cannot plant an answer key."""
+        sandbox = self.sandbox
+        target = sandbox.path("reference")
+        cleared = sandbox.exec(["rm", "-rf", "--", target], user=sandbox.grader_user)
+        if cleared.exit_code != 0:
+            raise StagingError(f"could not clear {target} before staging the reference: {cleared.stderr}")
+        reference = self.task.data(self.variant).reference
+        if reference is not None:
+            sandbox.stage(sandbox.workdir, {"reference": reference})
+
+
+def _described(text: str, main_py: Path, variant: str) -> str:
+    if not text.strip():
+        raise TaskDefinitionError(f"{main_py}: load() gave variant {variant!r} an empty description")
+    return text.strip()
 
 
 def _variant_name(meta: dict[str, Any], index: int) -> str:

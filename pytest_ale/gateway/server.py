@@ -37,7 +37,7 @@ from .keys import Keys, Redactor, key_names, load_keys
 from .meter import Meter, PriceTable
 from .scripted import ScriptedModel
 from .stops import STOP_PATH, Stops
-from .trials import TrialState
+from .trials import GatewayTrial
 from .wire import TokenUsage, WireFormat, error_body, estimate_tokens
 from .wire_lookup import detect
 
@@ -59,7 +59,7 @@ class Gateway(Stops):
         self.redact = Redactor(self.keys.secrets)
         self.prices = PriceTable.load(*config.prices)
         self.scripted = ScriptedModel.load(config.scripted) if config.scripted else None
-        self.trials: dict[str, TrialState] = {}
+        self.trials: dict[str, GatewayTrial] = {}
         self._lock = threading.Lock()
         self._dir = Path(tempfile.mkdtemp(prefix="ale-gw-"))
         self._dir.chmod(0o700)
@@ -156,10 +156,10 @@ class Gateway(Stops):
         task: str | None = None,
         on_stop: Any = None,
         timeout_s: float | None = None,
-    ) -> TrialState:
+    ) -> GatewayTrial:
         """Open a trial; ``on_stop`` stops its harness, ``timeout_s`` (the agent's) bounds
         how long a failing upstream may take (``RetryPolicy.give_up``)."""
-        trial = TrialState(
+        trial = GatewayTrial(
             trial_id=trial_id,
             task=task,
             meter=Meter(budget=self.config.budget),
@@ -175,7 +175,7 @@ class Gateway(Stops):
             self.trials[trial.token] = trial
         return trial
 
-    def close_trial(self, trial: TrialState) -> TrialState:
+    def close_trial(self, trial: GatewayTrial) -> GatewayTrial:
         with self._lock:
             self.trials.pop(trial.token, None)
         if trial.recorder is not None:
@@ -183,7 +183,7 @@ class Gateway(Stops):
         return trial
 
     # -- requests -------------------------------------------------------------------------
-    def _trial_of(self, request: web.Request) -> TrialState | None:
+    def _trial_of(self, request: web.Request) -> GatewayTrial | None:
         headers = request.headers
         candidates = [
             headers.get("x-api-key"),
@@ -255,7 +255,7 @@ class Gateway(Stops):
         return response
 
     def _scripted(
-        self, fmt: type[WireFormat], body: dict[str, Any], model: str, stream: bool, trial: TrialState
+        self, fmt: type[WireFormat], body: dict[str, Any], model: str, stream: bool, trial: GatewayTrial
     ) -> tuple[web.StreamResponse, TokenUsage]:
         assert self.scripted is not None
         reply = self.scripted.answer(fmt, body, trial.task)
@@ -269,7 +269,7 @@ class Gateway(Stops):
         return web.Response(body=data, content_type=content_type.split(";")[0]), usage
 
     def _replayed(
-        self, fmt: type[WireFormat], body: dict[str, Any], model: str, trial: TrialState
+        self, fmt: type[WireFormat], body: dict[str, Any], model: str, trial: GatewayTrial
     ) -> tuple[web.StreamResponse, TokenUsage]:
         assert trial.player is not None
         found = trial.player.answer(asked(fmt, model, body))
@@ -288,7 +288,7 @@ class Gateway(Stops):
         raw: bytes,
         body: dict[str, Any],
         model: str,
-        trial: TrialState,
+        trial: GatewayTrial,
         account: Callable[[int, TokenUsage], None],
     ) -> web.StreamResponse:
         """Forward to the real upstream; meter (``account``) and record before the last byte."""
@@ -376,7 +376,7 @@ class Gateway(Stops):
         return out
 
 
-def _bound(policy: upstream.RetryPolicy, trial: TrialState) -> str:
+def _bound(policy: upstream.RetryPolicy, trial: GatewayTrial) -> str:
     bound = policy.bound_s(trial.agent_timeout_s)
     of = (
         f"{policy.give_up:g} of the agent's {trial.agent_timeout_s:g} s timeout"

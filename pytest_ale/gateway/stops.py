@@ -1,11 +1,11 @@
 """Stopping a halted trial: the gateway half of "a stop ends the agent's run promptly".
 
-A trial's first stop reason halts it (``TrialState.halt``); after ``stop_grace_s`` (time
+A trial's first stop reason halts it (``GatewayTrial.halt``); after ``stop_grace_s`` (time
 for a harness to end by itself on the refusal it got) the harness is stopped two ways at
 once: ``on_stop`` (the sandbox's ``kill_all``, from the host) and the answer to the
 in-sandbox launcher's long poll of ``STOP_PATH`` (the launcher then kills the CLI's
 process group from inside), so a stop works even where ``kill_all`` cannot reach a
-running command. Why it stopped stays in ``TrialState.stopped`` and the event log.
+running command. Why it stopped stays in ``GatewayTrial.stopped`` and the event log.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .trials import TrialState
+from .trials import GatewayTrial
 from .wire import error_body
 
 if TYPE_CHECKING:
@@ -30,14 +30,14 @@ class Stops:
     """Mixed into ``Gateway``: halting, stopping, and the launcher's stop watch."""
 
     config: GatewayConfig
-    trials: dict[str, TrialState]
+    trials: dict[str, GatewayTrial]
     redact: Redactor
     _shutting_down: bool = False
 
-    def _trial_of(self, request: web.Request) -> TrialState | None:
+    def _trial_of(self, request: web.Request) -> GatewayTrial | None:
         raise NotImplementedError
 
-    def _halt(self, trial: TrialState, kind: str, reason: str) -> None:
+    def _halt(self, trial: GatewayTrial, kind: str, reason: str) -> None:
         """Halt ``trial`` for ``reason`` (on the gateway loop): refuse what follows, and stop
         the harness after the grace unless it ends by itself."""
         if trial.halt(kind, reason):
@@ -54,7 +54,7 @@ class Stops:
         for task in list(self.__dict__.get("_stop_tasks", ())):
             task.cancel()
 
-    async def _stop_later(self, trial: TrialState) -> None:
+    async def _stop_later(self, trial: GatewayTrial) -> None:
         await asyncio.sleep(self.config.stop_grace_s)
         if trial.token not in self.trials:
             return  # the harness ended by itself

@@ -29,7 +29,9 @@ def new_token() -> str:
 
 
 @dataclass
-class TrialState:
+class GatewayTrial:
+    """The gateway's books on one trial, open from ``open_trial`` to ``close_trial``."""
+
     trial_id: str
     task: str | None
     token: str = field(default_factory=new_token)

@@ -1,12 +1,14 @@
 """A harness sees no path to the answer: the context handed to ``Agent.run`` holds the
-instruction, the workspace and (for the oracle) ``solution/``, never ``reference/`` or the
-task definition that knows where it is."""
+instruction, the workspace and (for the oracle alone) ``solution/``, never ``reference/``
+or the task definition (nor its attempt) that knows where it is."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pytest_ale.agents.base import Agent, AgentContext, AgentResult
 from pytest_ale.card import load_card
@@ -29,6 +31,13 @@ class SpyAgent(Agent):
         return AgentResult(exit_code=0)
 
 
+class OracleSpy(SpyAgent):
+    """A spy that, like the oracle, is handed ``solution/``."""
+
+    name = "oracle-spy"
+    uses_solution = True
+
+
 def _values(obj: Any, depth: int = 0) -> Any:
     yield obj
     if depth > 3:
@@ -41,7 +50,8 @@ def _values(obj: Any, depth: int = 0) -> Any:
             yield from _values(value, depth + 1)
 
 
-def test_agent_context_holds_no_way_to_the_reference(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spy", [SpyAgent, OracleSpy])
+def test_agent_context_holds_no_way_to_the_reference(tmp_path: Path, spy: type[SpyAgent]) -> None:
     folder = tmp_path / "tasks" / "demo" / "upper"
     for sub in ("input", "reference", "solution"):
         (folder / sub).mkdir(parents=True)
@@ -51,7 +61,7 @@ def test_agent_context_holds_no_way_to_the_reference(tmp_path: Path) -> None:
     (folder / "reference" / "data.txt").write_text("HELLO\n")
     (folder / "solution" / "solve.sh").write_text("true\n")
     task = NativeTask.load(folder, load_card(folder / "task_card.json"))
-    agent = SpyAgent()
+    agent = spy()
     provider = LocalProvider({"root": str(tmp_path / "root")})
     plan = TrialPlan(
         task=task,
@@ -71,7 +81,9 @@ def test_agent_context_holds_no_way_to_the_reference(tmp_path: Path) -> None:
     reference = str((folder / "reference").resolve())
     for value in agent.seen:
         assert not hasattr(value, "data"), f"the agent was handed {type(value).__name__}"
+        assert not hasattr(value, "grade"), f"the agent was handed {type(value).__name__}"
         assert reference not in str(value), f"the agent was handed {value!r}"
         if isinstance(value, Path):
             assert not (value / "reference").exists() and value.name != "reference", value
-    assert any(isinstance(v, Path) and v.name == "solution" for v in agent.seen)  # the oracle's door
+    handed_solution = any(isinstance(v, Path) and v.name == "solution" for v in agent.seen)
+    assert handed_solution == spy.uses_solution  # the oracle's door, and no other agent's

@@ -385,11 +385,8 @@ class SpendThenFail(Agent):
 
 def test_an_error_trial_keeps_its_spend_and_writes_its_trajectory(tmp_path: Path):
     artifacts = tmp_path / "t1"
-    task = SimpleNamespace(
-        name="demo/upper",
-        instruction=lambda variant: "Upper-case the file",
-        data=lambda variant: SimpleNamespace(solution=None),
-    )
+    task = SimpleNamespace(name="demo/upper", data=lambda variant: SimpleNamespace(solution=None))
+    attempt = SimpleNamespace(instruction="Upper-case the file")
     agent = SpendThenFail()
     plan = SimpleNamespace(
         task=task, variant="v", timeout_s=60, artifacts=artifacts, agent=agent, test_id="t1", on_phase=None
@@ -397,7 +394,7 @@ def test_an_error_trial_keeps_its_spend_and_writes_its_trajectory(tmp_path: Path
     result = TrialResult("r", "t1", "demo/upper", "demo", agent.label, "local", "v", 0, 1.0)
     sandbox = SimpleNamespace(workdir="/w", spec=SimpleNamespace(trial_id="t1"))
     with pytest.raises(InfrastructureError):
-        trial_engine._run_agent(plan, sandbox, result.phases, result)  # type: ignore[arg-type]
+        trial_engine._run_agent(plan, sandbox, attempt, result.phases, result)  # type: ignore[arg-type]
     assert (result.input_tokens, result.output_tokens, result.cache_read_tokens) == (1234, 56, 1000)
     assert result.cost_usd == 0.02 and result.extra_properties["ale_model_requests"] == 3
     assert (artifacts / "agent.log").read_text() == "worked a while"

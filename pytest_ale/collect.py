@@ -170,18 +170,33 @@ class BrokenTaskItem(pytest.Item):
     def __init__(self, *, error: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.error = error
+        self.result: TrialResult | None = None
 
     @property
     def task_folder(self) -> Path:
         return self.path.parent
 
     def setup(self) -> None:
+        settings = self.config.stash[SESSION_KEY].settings
+        self.result = TrialResult(  # no agent ran: its own line in the results table
+            run_id=settings.run_id,
+            test_id=self.nodeid,
+            task=self.path.parent.name,
+            domain=self.path.parent.parent.name,
+            agent=BROKEN_AGENT,
+            provider=settings.provider,
+            variant="base",
+            trial=0,
+            threshold=1.0,
+            error=self.error,
+            error_kind="task",
+        )
         self.user_properties.extend(
             [
                 ("ale_status", "error"),
-                ("ale_agent", BROKEN_AGENT),  # no agent ran: its own line in the results table
-                ("ale_task", self.path.parent.name),
-                ("ale_domain", self.path.parent.parent.name),
+                ("ale_agent", BROKEN_AGENT),
+                ("ale_task", self.result.task),
+                ("ale_domain", self.result.domain),
             ]
         )
         pytest.fail(f"broken task: {self.error}", pytrace=False)

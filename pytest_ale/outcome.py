@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,13 @@ class TrialResult:
         if data["score"] is not None and math.isnan(data["score"]):
             data["score"] = None
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialResult:
+        """The result ``to_json`` wrote (a report's, a results.jsonl line); unknown keys
+        (from a newer version) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
     def properties(self) -> list[tuple[str, object]]:
         """What ``record_property`` carries into JUnit XML (and xdist reports)."""

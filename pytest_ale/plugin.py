@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from . import interrupts, liveness, options
+from . import hookspecs, interrupts, liveness, options
 from .collect import SESSION_KEY, TaskFile, is_task_file
 from .errors import AleError
+from .events import TrialEvents
 from .reports.reporter import ResultsReporter
 from .run_control import RunControl
 from .selection import recorded_trials, select
@@ -27,6 +28,10 @@ SIGNALS_KEY = pytest.StashKey[bool]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -77,6 +82,7 @@ def _controller_pid(exc: liveness.RunBusyError) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     session = config.stash[SESSION_KEY] = _session(config, _settings(config))
+    config.pluginmanager.register(TrialEvents(config), "ale-trial-events")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         config.pluginmanager.register(ResultsReporter(session), REPORTER)

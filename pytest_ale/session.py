@@ -6,6 +6,7 @@ provider is created on first use, so collecting (``--collect-only``) provisions 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -55,11 +56,9 @@ class AleSession:
         self.provider_preset = presets.resolve(
             settings.provider, "providers", settings.rootdir, settings.provider_options
         )
-        self.provider_class: type[Provider] = registry.load(
-            registry.PROVIDER_GROUP, self.provider_preset.kind
-        )
-        if not (isinstance(self.provider_class, type) and issubclass(self.provider_class, Provider)):
-            raise ConfigError(f"provider {settings.provider!r} is not a pytest_ale Provider")
+        #: the registered kind's class; ``None`` when only a ``pytest_ale_make_provider``
+        #: hook can make it (a kind no entry point registers)
+        self.provider_class: type[Provider] | None = self._provider_class(config)
         self._provider: Provider | None = None
         #: this process's hold on the run (``liveness``), taken when trials may run
         self.run_lock: RunLock | None = None
@@ -78,17 +77,41 @@ class AleSession:
     def agent(self, label: str) -> Agent:
         return self._agents[label]
 
+    def _provider_class(self, config: pytest.Config) -> type[Provider] | None:
+        try:
+            found = registry.load(registry.PROVIDER_GROUP, self.provider_preset.kind)
+        except ConfigError:
+            if config.pluginmanager.hook.pytest_ale_make_provider.get_hookimpls():
+                return None  # an extension may make it: asked when the first sandbox is
+            raise
+        if not (isinstance(found, type) and issubclass(found, Provider)):
+            raise ConfigError(f"provider {self.settings.provider!r} is not a pytest_ale Provider")
+        return found
+
     def provider(self) -> Provider:
+        """The run's provider (one per process), made on first use: by a
+        ``pytest_ale_make_provider`` hook if one returns it, else by the registered kind."""
         if self._provider is None:
             options = dict(self.provider_preset.options)
             if self.settings.keep:
                 options["keep"] = True
-            self._provider = WatchedProvider(self.provider_class(options))
+            preset = dataclasses.replace(self.provider_preset, options=options)
+            made = self.config.hook.pytest_ale_make_provider(config=self.config, preset=preset)
+            if made is None:
+                if self.provider_class is None:
+                    raise ConfigError(
+                        f"no provider kind {preset.kind!r} is registered and no "
+                        "pytest_ale_make_provider hook made one"
+                    )
+                made = self.provider_class(options)
+            elif not isinstance(made, Provider):
+                raise ConfigError(f"pytest_ale_make_provider returned {made!r}, not a pytest_ale Provider")
+            self._provider = WatchedProvider(made)
         return self._provider
 
     def provider_refusal(self, task: TaskDefinition) -> str | None:
         spec = SandboxSpec(run_id="", trial_id="", os=task.card.os, gpu=task.card.gpu)
-        return self.provider_class.supports(spec, self.provider_preset.options)
+        return (self.provider_class or Provider).supports(spec, self.provider_preset.options)
 
     def close(self) -> None:
         try:

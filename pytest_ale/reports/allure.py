@@ -9,21 +9,26 @@ details with the grader's explanation, and attachments (trajectory, agent log, g
 explanation, output listing, ``result.json`` and any ``*.png`` screenshots in the trial's
 artifacts folder).
 
-It runs in ``pytest_runtest_teardown``: inside allure-pytest's own teardown wrapper, so
-after its setup wrapper has named the test (which would overwrite an earlier title) and
-before it adds default suite labels (which it skips when ours are there). Under xdist
-each worker has its own listener and writes its own files into the shared ``--alluredir``.
+It gets each trial's typed ``TrialResult`` from ``pytest_ale_trial_finished``, which fires
+at the trial's teardown: inside allure-pytest's own teardown wrapper, so after its setup
+wrapper has named the test (which would overwrite an earlier title) and before it adds
+default suite labels (which it skips when ours are there). A trial skipped before it ran
+has no result and gets its title, labels and parameters from its item at teardown. Under
+xdist each worker has its own listener and writes its own files into the shared
+``--alluredir`` (the controller's call of the hook, with no item, writes nothing).
 The module imports without allure installed; it then does nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..collect import SESSION_KEY, AleTrialWarning, BrokenTaskItem, TrialItem
+from ..collect import BROKEN_AGENT, SESSION_KEY, AleTrialWarning, TrialItem
+from ..events import finished_result
 from ..outcome import TrialResult
 from .allure_text import (
     broken_description,
@@ -42,71 +47,98 @@ def allure_active(config: pytest.Config) -> bool:
     return config.pluginmanager.get_plugin("allure_listener") is not None
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-ale's own plugin may be off (-p no:ale)
+def pytest_ale_trial_finished(item: pytest.Item | None, result: TrialResult) -> None:
+    if item is None or not allure_active(item.config):
+        return
+    if result.agent == BROKEN_AGENT:
+        _safely(item, describe_broken, item.path.parent, result)
+    else:
+        _safely(item, describe_trial, item.config, result)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    if not isinstance(item, TrialItem | BrokenTaskItem) or not allure_active(item.config):
+    """A trial skipped before it ran (platform refused, missing data): who it was."""
+    if not isinstance(item, TrialItem) or finished_result(item) is not None:
         return
+    if not allure_active(item.config):
+        return
+    task = item.task
+    labels = _labels(
+        agent=item.agent_label,
+        provider=item.config.stash[SESSION_KEY].settings.provider,
+        domain=task.domain,
+        tier=task.card.tier,
+        task=task.name,
+    )
+    _safely(item, _identify, str(task.name), task.domain, item.agent_label, item.variant, item.trial, labels)
+
+
+def _safely(item: pytest.Item, describe: Callable[..., None], *args: Any) -> None:
     try:
-        if isinstance(item, TrialItem):
-            describe_trial(item)
-        else:
-            describe_broken(item)
+        describe(*args)
     except Exception as exc:  # a report must never turn a trial into an error
         item.warn(AleTrialWarning(f"Allure: could not describe {item.nodeid}: {exc!r}"))
 
 
-def describe_trial(item: TrialItem) -> None:
+def _labels(**candidates: object) -> dict[str, str]:
+    return {name: str(value) for name, value in candidates.items() if value}
+
+
+def describe_trial(config: pytest.Config, result: TrialResult) -> None:
     import allure
 
-    result = item.result
-    task = item.task
-    settings = item.config.stash[SESSION_KEY].settings
-    allure.dynamic.title(f"{task.name} [{item.agent_label} {item.variant} t{item.trial}]")
-    candidates = {
-        "agent": item.agent_label,
-        "model": result.model if result else None,
-        "provider": result.provider if result else settings.provider,
-        "domain": task.domain,
-        "tier": task.card.tier,
-        "task": task.name,
-    }
-    labels = {name: str(value) for name, value in candidates.items() if value}
-    for name, value in labels.items():
-        allure.dynamic.label(name, value)
-    allure.dynamic.parent_suite(task.domain)
-    allure.dynamic.suite(task.name)
-    allure.dynamic.sub_suite(item.agent_label)
-    allure.dynamic.epic(task.domain)
-    allure.dynamic.feature(task.name)
-    allure.dynamic.story(item.agent_label)
-    # the agent is a parameter too: without it every agent's trial t1 would share one
-    # historyId, and Allure would show them as retries of a single test
-    allure.dynamic.parameter("agent", item.agent_label)
-    allure.dynamic.parameter("variant", item.variant)
-    allure.dynamic.parameter("trial", item.trial)
-    if result is None:  # skipped before it ran (platform refused, missing data)
-        return
+    labels = _labels(
+        agent=result.agent,
+        model=result.model,
+        provider=result.provider,
+        domain=result.domain,
+        tier=result.tier,
+        task=result.task,
+    )
+    _identify(result.task, result.domain, result.agent, result.variant, result.trial, labels)
     # excluded: a score that changes between runs must not split the test's history
     allure.dynamic.parameter("score", score_text(result), excluded=True)
     message = status_message(result)
     allure.dynamic.description(message)
     allure.dynamic.description_html(trial_description(result, labels))
-    _set_status_message(item.config, message)
+    _set_status_message(config, message)
     _attach_artifacts(result)
 
 
-def describe_broken(item: BrokenTaskItem) -> None:
+def _identify(task: str, domain: str, agent: str, variant: str, trial: int, labels: dict[str, str]) -> None:
+    """A trial's title, labels, suites and parameters: what identifies it across runs."""
     import allure
 
-    folder = item.task_folder
-    allure.dynamic.title(f"{folder.name} [broken task]")
-    allure.dynamic.label("task", folder.name)
-    allure.dynamic.label("domain", folder.parent.name)
-    allure.dynamic.parent_suite(folder.parent.name)
-    allure.dynamic.suite(folder.name)
-    allure.dynamic.description(f"broken task: {item.error}")
-    allure.dynamic.description_html(broken_description(folder, item.error))
-    allure.attach(item.error, name="error", attachment_type=allure.attachment_type.TEXT)
+    allure.dynamic.title(f"{task} [{agent} {variant} t{trial}]")
+    for name, value in labels.items():
+        allure.dynamic.label(name, value)
+    allure.dynamic.parent_suite(domain)
+    allure.dynamic.suite(task)
+    allure.dynamic.sub_suite(agent)
+    allure.dynamic.epic(domain)
+    allure.dynamic.feature(task)
+    allure.dynamic.story(agent)
+    # the agent is a parameter too: without it every agent's trial t1 would share one
+    # historyId, and Allure would show them as retries of a single test
+    allure.dynamic.parameter("agent", agent)
+    allure.dynamic.parameter("variant", variant)
+    allure.dynamic.parameter("trial", trial)
+
+
+def describe_broken(folder: Path, result: TrialResult) -> None:
+    import allure
+
+    error = result.error or ""
+    allure.dynamic.title(f"{result.task} [broken task]")
+    allure.dynamic.label("task", result.task)
+    allure.dynamic.label("domain", result.domain)
+    allure.dynamic.parent_suite(result.domain)
+    allure.dynamic.suite(result.task)
+    allure.dynamic.description(f"broken task: {error}")
+    allure.dynamic.description_html(broken_description(folder, error))
+    allure.attach(error, name="error", attachment_type=allure.attachment_type.TEXT)
 
 
 def _set_status_message(config: pytest.Config, message: str) -> None:

@@ -1,8 +1,9 @@
 """The controller's reporter: gathers finished trials, prints the results table, writes
-``summary.json``, and applies the ``--ale-baseline`` release gate to the exit status.
+``summary.json`` (then calls ``pytest_ale_summary``), and applies the ``--ale-baseline``
+release gate to the exit status.
 
-It reads test reports' ``user_properties``, which xdist carries from the workers, so it
-works the same with and without ``-n``.
+It gathers typed ``TrialResult``s through ``pytest_ale_trial_finished``, which the xdist
+controller gets for every worker's trial, so it works the same with and without ``-n``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import pytest
 
 from ..errors import AleError
 from .baseline import GateReport, gate, load_baseline
-from .summary import Row, row_from_properties, row_from_result, table, write_summary
+from .summary import Row, row_from_result, summary_data, table, write_summary
 
 if TYPE_CHECKING:
+    from ..outcome import TrialResult
     from ..session import AleSession
 
 
@@ -32,17 +34,16 @@ class ResultsReporter:
         self.resumed = [row_from_result(row) for row in recorded.values()]
         self.rows.extend(self.resumed)
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown":
-            row = row_from_properties(dict(report.user_properties))
-            if row is not None:
-                self.rows.append(row)
+    def pytest_ale_trial_finished(self, item: pytest.Item | None, result: TrialResult) -> None:
+        self.rows.append(row_from_result(result.to_json()))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         settings = self.session.settings
         if self.rows:
-            write_summary(self.rows, settings.output / "summary.json", settings.run_id)
+            data = summary_data(self.rows, settings.run_id)
+            write_summary(data, settings.output / "summary.json")
+            session.config.hook.pytest_ale_summary(config=session.config, rows=list(self.rows), summary=data)
         if self.resumed and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             # the exit status covers the whole run: a trial that failed before the resume
             # fails it still (and a run whose every trial was resumed is no empty run)

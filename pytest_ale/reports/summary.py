@@ -1,7 +1,7 @@
 """The end-of-run statistics: per agent, per domain and per task, as a table and JSON.
 
-Rows are built from each test report's ``user_properties``, which xdist carries from the
-workers to the controller, so the summary is the same with ``-n 0`` and ``-n 16``.
+Rows are built from each finished trial's ``TrialResult`` (``pytest_ale_trial_finished``,
+which the xdist controller gets too), so the summary is the same with ``-n 0`` and ``-n 16``.
 Errors (infrastructure, task or grader faults) are counted apart and excluded from the
 score statistics and pass@k; timeouts are graded trials and count.
 """
@@ -97,26 +97,9 @@ def _num(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 6)
 
 
-def row_from_properties(props: dict[str, Any]) -> Row | None:
-    if "ale_status" not in props:
-        return None
-    raw = props.get("ale_score")
-    return Row(
-        agent=str(props.get("ale_agent", "?")),
-        domain=str(props.get("ale_domain", "?")),
-        task=str(props.get("ale_task", "?")),
-        variant=str(props.get("ale_variant", "base")),
-        trial=int(props.get("ale_trial") or 0),
-        status=str(props["ale_status"]),
-        score=float(raw) if raw not in (None, "") else None,
-        input_tokens=int(props.get("ale_input_tokens") or 0),
-        output_tokens=int(props.get("ale_output_tokens") or 0),
-        cost_usd=float(props.get("ale_cost_usd") or 0.0),
-    )
-
-
 def row_from_result(data: dict[str, Any]) -> Row:
-    """A row from a ``results.jsonl`` line (resume, baselines)."""
+    """A row from a ``TrialResult.to_json()``: a finished trial's, a ``results.jsonl``
+    line's (resume, baselines)."""
     return Row(
         agent=str(data["agent"]),
         domain=str(data["domain"]),
@@ -204,9 +187,10 @@ def _scores(group: Group) -> dict[str, list[float]]:
     return dict(scores)
 
 
-def write_summary(rows: list[Row], path: Path, run_id: str) -> None:
-    """Write ``summary.json`` whole or not at all (an interrupt never leaves half a file)."""
+def write_summary(data: dict[str, Any], path: Path) -> None:
+    """Write ``summary.json`` (``summary_data``) whole or not at all (an interrupt never
+    leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(summary_data(rows, run_id), indent=2) + "\n")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)

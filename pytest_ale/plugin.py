@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import hookspecs, interrupts, liveness, options
+from . import fixtures, hookspecs, interrupts, liveness, options
 from .collect import SESSION_KEY, TaskFile, is_task_file
 from .errors import AleError
 from .events import TrialEvents
@@ -83,6 +83,7 @@ def _controller_pid(exc: liveness.RunBusyError) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     session = config.stash[SESSION_KEY] = _session(config, _settings(config))
     config.pluginmanager.register(TrialEvents(config), "ale-trial-events")
+    config.pluginmanager.register(fixtures, "ale-fixtures")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         config.pluginmanager.register(ResultsReporter(session), REPORTER)

@@ -33,6 +33,7 @@ from .errors import (
     TaskDefinitionError,
 )
 from .fence import fence, verify
+from .lease import Lease
 from .outcome import TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
 from .scoring import passes
@@ -153,12 +154,12 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
         cpus=task.card.resources["cpus"],
         memory_gb=task.card.resources["memory_gb"],
         disk_gb=task.card.resources["disk_gb"],
-        labels={"ale-run-id": plan.sandbox_run_id or plan.run_id, "ale-test-id": plan.test_id[:200]},
         sockets=plan.agent.sandbox_sockets(plan.test_id),
         extra={"snapshot": task.card.snapshot},
     )
+    lease = Lease(plan.provider, spec, keep=plan.keep)
     with _phase(plan, phases, "acquire"):
-        sandbox = plan.provider.acquire(spec)
+        sandbox = lease.acquire()
     attempt: TaskAttempt | None = None
     try:
         data = task.data(variant)
@@ -202,9 +203,7 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
             finally:
                 if plan.keep:
                     result.warnings.append(f"kept for debugging: {sandbox.describe()}")
-                else:
-                    sandbox.discard_grader_scratch()
-                plan.provider.release(sandbox)
+                lease.release()
 
 
 def _run_agent(

@@ -121,7 +121,8 @@ class AgentRun:
         solution: Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> AgentResult:
-        """Run the agent once; ``solution`` is the folder the ``oracle`` runs."""
+        """Run the agent once; ``solution`` is the folder the ``oracle`` runs (handed only
+        to an agent that ``uses_solution``, as in a trial)."""
         self.artifacts.mkdir(parents=True, exist_ok=True)
         if not self.installed:
             self.harness.install(self.sandbox)
@@ -133,7 +134,7 @@ class AgentRun:
             task_name=self.test_id,
             variant="base",
             artifacts=self.artifacts,
-            solution=solution,
+            solution=solution if self.harness.uses_solution else None,
             model=model or self.harness.model,
             env=dict(env or {}),
         )

@@ -137,19 +137,28 @@ def pytest_ale_make_provider(config, preset):
 """
 
 
-def test_make_provider_hook_supplies_the_provider(pytester: pytest.Pytester, make_task) -> None:
+@pytest.mark.parametrize("xdist", [False, True], ids=["n0", "n2"])
+def test_make_provider_hook_supplies_the_provider(pytester: pytest.Pytester, make_task, xdist: bool) -> None:
+    if xdist:
+        pytest.importorskip("xdist")
     make_task("upper")
+    make_task("lower", domain="finance")
     pytester.makeconftest(PROVIDER_HOOK)
     (pytester.path / "providers").mkdir()
     (pytester.path / "providers" / "mine.yaml").write_text("kind: counting\nflavour: plain\n")
-    run = pytester.runpytest("tasks", "--ale-provider=mine", "--ale-keep", "-p", "no:cacheprovider")
-    run.assert_outcomes(passed=1)
-    assert (pytester.path / "acquired.txt").read_text().splitlines() == [
-        "tasks/demo/upper/main.py::upper[oracle-base-t1]"
+    root = pytester.path / "sandboxes"  # kept sandboxes stay in the test's folder
+    args = ["tasks", "--ale-provider=mine", f"--ale-provider-opt=root={root}", "--ale-keep"]
+    run = pytester.runpytest(*args, "-p", "no:cacheprovider", *(["-n", "2"] if xdist else []))
+    run.assert_outcomes(passed=2)
+    assert sorted((pytester.path / "acquired.txt").read_text().splitlines()) == [
+        "tasks/demo/upper/main.py::upper[oracle-base-t1]",
+        "tasks/finance/lower/main.py::lower[oracle-base-t1]",
     ]
     presets = [json.loads(line) for line in (pytester.path / "presets.jsonl").read_text().splitlines()]
-    assert presets == [{"name": "mine", "kind": "counting", "options": {"flavour": "plain", "keep": True}}]
-    assert results(pytester)[0]["provider"] == "mine"
+    options = {"flavour": "plain", "root": str(root), "keep": True}
+    assert presets and all(p == {"name": "mine", "kind": "counting", "options": options} for p in presets)
+    assert len(presets) <= (2 if xdist else 1)  # once per process that needed a sandbox
+    assert {r["provider"] for r in results(pytester)} == {"mine"}
 
 
 def test_make_provider_hook_declining_leaves_the_registered_kind(

@@ -32,11 +32,16 @@ class TrialEvents:
         self.config = config
         self.is_worker = hasattr(config, "workerinput")
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        result = finished_result(item)
-        if result is not None:
-            item.config.hook.pytest_ale_trial_finished(item=item, result=result)
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        """After the item's teardown, even one that raised; the innermost wrapper, so
+        inside allure-pytest's (which closes the test's Allure result after it)."""
+        try:
+            return (yield)
+        finally:
+            result = finished_result(item)
+            if result is not None:
+                item.config.hook.pytest_ale_trial_finished(item=item, result=result)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

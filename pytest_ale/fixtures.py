@@ -6,7 +6,8 @@ the ones trial items use:
 - ``ale_provider``: the run's provider (``--ale-provider``), made on first use;
 - ``ale_gateway``: this process's model gateway (started on first use), the one every
   harness talks to;
-- ``ale_harness``: the agent of the first ``--ale-agent`` (its preset resolved once).
+- ``ale_harness``: the agent of ``--ale-agent`` (its preset resolved once); with several,
+  each test that uses it runs once per agent.
 
 Function-scoped:
 
@@ -69,25 +70,39 @@ def ale_gateway() -> Gateway:
     return runtime.gateway()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With several ``--ale-agent``, a test using ``ale_harness`` (``ale_agent`` does) runs
+    once per agent, ``test_x[NAME]``, as trials do; not when a conftest overrides it."""
+    if "ale_harness" not in metafunc.fixturenames:
+        return
+    agents = metafunc.config.stash[SESSION_KEY].agents
+    defs = getattr(metafunc, "_arg2fixturedefs", {}).get("ale_harness") or ()
+    if len(agents) > 1 and defs and getattr(defs[-1].func, "__module__", None) == __name__:
+        metafunc.parametrize("ale_harness", agents, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
 def ale_harness(request: pytest.FixtureRequest) -> Agent:
-    """The agent of the first ``--ale-agent`` (the same instance its trials run)."""
+    """The agent of ``--ale-agent`` (the first, or this test's with several): the same
+    instance its trials run."""
     session = _session(request)
-    return session.agent(session.agents[0])
+    return session.agent(getattr(request, "param", None) or session.agents[0])
 
 
 @pytest.fixture
-def ale_sandbox(
-    request: pytest.FixtureRequest, ale_provider: Provider, ale_harness: Agent
-) -> Iterator[Sandbox]:
-    """A fresh sandbox for this test, with an empty ``output/`` in its workdir."""
+def ale_sandbox(request: pytest.FixtureRequest, ale_provider: Provider) -> Iterator[Sandbox]:
+    """A fresh sandbox for this test, with an empty ``output/`` in its workdir, and the
+    sockets the test's harness needs (the gateway's door) when it uses one."""
     session = _session(request)
     test_id = request.node.nodeid
     marker = request.node.get_closest_marker(MARKER)
+    harness: Agent | None = None
+    if "ale_harness" in request.fixturenames:
+        harness = request.getfixturevalue("ale_harness")
     spec = SandboxSpec(
         run_id=session.sandbox_run_id(),
         trial_id=test_id,
-        sockets=ale_harness.sandbox_sockets(test_id),
+        sockets=harness.sandbox_sockets(test_id) if harness else {},
         **(marker.kwargs if marker else {}),
     )
     lease = Lease(ale_provider, spec, keep=session.settings.keep)

@@ -68,6 +68,33 @@ def test_user_project_runs_its_agent_through_the_fixtures(
     assert list(root.glob("pytest-ale/trial-*")) == []  # every sandbox released
 
 
+MATRIX_TESTS = """
+def test_each_agent(ale_harness, ale_sandbox, ale_agent):
+    result = ale_agent("Write a report")
+    assert result.exit_code == 0
+    written = ale_sandbox.exists(ale_sandbox.path("output", "report.txt"))
+    assert written == (ale_harness.label == "writer")
+
+
+def test_no_agent_here(ale_sandbox):
+    pass
+"""
+
+
+def test_several_agents_run_a_fixture_test_once_each(pytester: pytest.Pytester, command_agent) -> None:
+    pytester.makepyfile(test_matrix=MATRIX_TESTS)
+    agent = command_agent("writer", WRITER)
+    run = pytester.runpytest(f"--ale-agent={agent}", "--ale-agent=noop", "-v", "-p", "no:cacheprovider")
+    run.assert_outcomes(passed=3)
+    run.stdout.fnmatch_lines_random(
+        [
+            "*test_matrix.py::test_each_agent[[]writer[]] PASSED*",
+            "*test_matrix.py::test_each_agent[[]noop[]] PASSED*",
+            "*test_matrix.py::test_no_agent_here PASSED*",
+        ]
+    )
+
+
 PROVIDER_CONFTEST = """
 import pytest
 from pytest_ale.agents.command import CommandAgent
@@ -124,8 +151,10 @@ def test_conftest_overrides_the_provider_and_the_harness(pytester: pytest.Pytest
     make_task("upper")
     pytester.makeconftest(PROVIDER_CONFTEST)
     pytester.makepyfile(test_override=OVERRIDE_TESTS)
-    run = pytester.runpytest("test_override.py", "tasks", "-p", "no:cacheprovider")
-    run.assert_outcomes(passed=3, failed=1)
+    run = pytester.runpytest(
+        "test_override.py", "tasks", "--ale-agent=oracle", "--ale-agent=noop", "-p", "no:cacheprovider"
+    )
+    run.assert_outcomes(passed=3, failed=2)  # the overridden harness is no matrix of agents
     ledger = (pytester.path / "ledger.txt").read_text().splitlines()
     acquired = [line.split()[1] for line in ledger if line.startswith("acquire")]
     released = [line.split()[1] for line in ledger if line.startswith("release")]
@@ -142,8 +171,9 @@ def test_conftest_overrides_the_provider_and_the_harness(pytester: pytest.Pytest
         )
     )
     assert all(line.split()[1] == line.split()[2] for line in ledger if line.startswith("acquire"))
-    # the task's trial still runs on the run's own provider and agent (oracle)
-    assert [(r["agent"], r["status"]) for r in results(pytester)] == [("oracle", "passed")]
+    # the task's trials still run on the run's own provider and agents
+    trials = sorted((r["agent"], r["status"]) for r in results(pytester))
+    assert trials == [("noop", "failed"), ("oracle", "passed")]
 
 
 SCRIPTED_TESTS = """

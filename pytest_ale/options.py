@@ -28,6 +28,12 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("provider", "string", "local", "sandbox provider preset or kind (default: local)"),
     ("provider-opt", "linelist", [], "provider option KEY=VALUE, overriding the preset"),
+    (
+        "agent-opt",
+        "linelist",
+        [],
+        "agent option KEY=VALUE, overriding the agent preset of every agent in the matrix",
+    ),
     ("model", "string", None, "model name handed to every agent"),
     ("trials", "string", "1", "trials per agent x variant (default: 1)"),
     ("threshold", "string", None, "score a trial must reach to pass (default: card, else 1.0)"),
@@ -83,11 +89,19 @@ def _get(config: pytest.Config, name: str) -> Any:
     return value if value is not None else config.getini(dest)
 
 
+def _origin(config: pytest.Config, name: str) -> str:
+    """Where ``_get`` found option ``name``: the command line, else the ini key."""
+    dest = "ale_" + name.replace("-", "_")
+    return f"--ale-{name}" if config.getoption(dest) is not None else f"the ini key {dest}"
+
+
 @dataclass
 class Settings:
     agents: list[str]
     provider: str
     provider_options: dict[str, Any]
+    #: ``--ale-agent-opt``: options for every agent, overriding their presets
+    agent_options: dict[str, Any]
     model: str | None
     trials: int
     threshold: float | None
@@ -106,6 +120,8 @@ class Settings:
     baseline: Path | None
     gate_alpha: float
     rootdir: Path = field(default_factory=Path.cwd)
+    #: where ``provider_options`` / ``agent_options`` came from (the option, or its ini key)
+    opt_origins: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -116,7 +132,8 @@ class Settings:
         return cls(
             agents=list(dict.fromkeys(agents)),
             provider=str(_get(config, "provider")),
-            provider_options=_key_values(_get(config, "provider-opt") or []),
+            provider_options=_key_values(_get(config, "provider-opt") or [], "--ale-provider-opt"),
+            agent_options=_key_values(_get(config, "agent-opt") or [], "--ale-agent-opt"),
             model=_get(config, "model"),
             trials=_number(_get(config, "trials"), "--ale-trials", int, minimum=1),
             threshold=_optional(_get(config, "threshold"), "--ale-threshold", 0.0, 1.0),
@@ -134,6 +151,7 @@ class Settings:
             baseline=_path(_get(config, "baseline"), rootdir),
             gate_alpha=_optional(_get(config, "gate-alpha"), "--ale-gate-alpha", 1e-9, 0.5) or 0.05,
             rootdir=rootdir,
+            opt_origins={name: _origin(config, f"{name}-opt") for name in ("provider", "agent")},
         )
 
 
@@ -180,13 +198,13 @@ def _optional(value: Any, option: str, low: float, high: float | None) -> float 
     return number
 
 
-def _key_values(items: list[str]) -> dict[str, Any]:
+def _key_values(items: list[str], option: str) -> dict[str, Any]:
     import yaml
 
     result: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--ale-provider-opt takes KEY=VALUE, not {item!r}")
+            raise ConfigError(f"{option} takes KEY=VALUE, not {item!r}")
         result[key.strip()] = yaml.safe_load(raw) if raw else ""
     return result

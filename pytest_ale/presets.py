@@ -4,10 +4,14 @@ Lookup order: a path to a ``.yaml`` file; ``<rootdir>/agents/NAME.yaml`` (or
 ``providers/``); the built-ins shipped in ``pytest_ale/presets/``; finally a registered
 kind of that name with no options. A preset is a mapping: ``kind`` names the registered
 implementation (default: the preset's name), every other key is an option for it.
+Options are checked against the implementation's ``Options`` model when the session is
+set up (``Preset.validate``, ``typed_options``): a wrong key or value stops the run there,
+naming the file or command-line option it came from.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ import yaml
 
 from . import registry
 from .errors import ConfigError
+from .typed_options import OptionsModel
 
 BUILTIN = Path(__file__).parent / "presets"
 
@@ -26,10 +31,37 @@ class Preset:
     kind: str
     options: dict[str, Any] = field(default_factory=dict)
     source: str = "built-in"
+    #: where each option came from when not from ``source``: the command-line option
+    origins: dict[str, str] = field(default_factory=dict)
+    #: ``agent`` or ``provider``
+    role: str = "provider"
+
+    def validate(self, cls: Any) -> OptionsModel:
+        """The options checked against ``cls.Options``; ``ConfigError`` naming the key, where
+        it came from, the valid keys and the nearest one."""
+        model: type[OptionsModel] = cls.Options
+        label = repr(self.name) if self.name == self.kind else f"{self.name!r} ({self.kind})"
+        source = (
+            self.source
+            if self.source != "built-in"
+            else f"the {self.role} kind {self.name!r} (no preset file)"
+        )
+        return model.validated(
+            self.options, owner=f"{self.role} {label}", origins=self.origins, source=source
+        )
 
 
-def resolve(name: str, what: str, rootdir: Path, overrides: dict[str, Any] | None = None) -> Preset:
-    """Resolve an agent (``what="agents"``) or provider (``"providers"``) preset."""
+def resolve(
+    name: str,
+    what: str,
+    rootdir: Path,
+    overrides: Mapping[str, Any] | None = None,
+    origins: Mapping[str, str] | None = None,
+) -> Preset:
+    """Resolve an agent (``what="agents"``) or provider (``"providers"``) preset.
+
+    ``overrides`` win over the file's options; ``origins`` names where each came from
+    (``--ale-provider-opt``, say) for messages."""
     group = registry.AGENT_GROUP if what == "agents" else registry.PROVIDER_GROUP
     candidates: list[Path] = []
     if name.endswith((".yaml", ".yml")) or "/" in name:
@@ -39,14 +71,16 @@ def resolve(name: str, what: str, rootdir: Path, overrides: dict[str, Any] | Non
         candidates = [path]
     else:
         candidates = [rootdir / what / f"{name}.yaml", BUILTIN / what / f"{name}.yaml"]
+    given = {key: (origins or {}).get(key, "the command line") for key in overrides or {}}
+    role = what[:-1]
     for path in candidates:
         if path.is_file():
             options = _read(path)
             kind = str(options.pop("kind", Path(path).stem))
             options.update(overrides or {})
-            return Preset(Path(path).stem, kind, options, str(path))
+            return Preset(Path(path).stem, kind, options, str(path), given, role)
     if name in registry.names(group):
-        return Preset(name, name, dict(overrides or {}))
+        return Preset(name, name, dict(overrides or {}), origins=given, role=role)
     raise ConfigError(
         f"no {what[:-1]} named {name!r}: looked for {candidates[0]}, {candidates[-1]} and a "
         f"registered kind (installed: {', '.join(registry.names(group))})"

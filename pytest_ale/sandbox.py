@@ -30,6 +30,7 @@ from .staging import (
     safe_extract,
     tar_folders,
 )
+from .typed_options import ProviderOptions
 
 #: the environment of grader commands: system folders only, nothing the agent could write
 GRADER_ENV: dict[str, str] = {
@@ -307,26 +308,36 @@ class Provider(abc.ABC):
     """Makes sandboxes. One provider object per pytest process (xdist worker).
 
     ``options`` come from the provider preset (``providers/NAME.yaml``) merged with the
-    command line. ``capabilities`` lets the plugin skip tasks a provider cannot host.
+    command line, checked against the class's ``Options`` model (``typed_options``) when
+    the session is set up. ``capabilities`` (widened by the options: ``gpu: true``) lets
+    the plugin skip tasks a provider cannot host.
     """
 
     name: ClassVar[str] = "provider"
     #: what the provider can host; tasks needing anything else are skipped with a reason
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    #: the options this provider accepts: a ``ProviderOptions`` subclass
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
+    options: ProviderOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options: dict[str, Any] = dict(options or {})
+    def __init__(self, options: ProviderOptions | Mapping[str, Any] | None = None) -> None:
+        self.options = self.Options.validated(options, owner=f"provider {self.name!r}")
 
     @classmethod
-    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
+    def supports(
+        cls, spec: SandboxSpec, options: ProviderOptions | Mapping[str, Any] | None = None
+    ) -> str | None:
         """``None`` when the provider (with ``options``) can host ``spec``; else why not.
 
         A class method: collection asks it without starting the provider.
         """
-        if spec.os not in cls.capabilities:
+        can = cls.Options.validated(options, owner=f"provider {cls.name!r}").capabilities(cls.capabilities)
+        if spec.os not in can:
             return f"provider {cls.name!r} cannot run {spec.os} tasks"
-        if spec.gpu and "gpu" not in cls.capabilities and not options.get("gpu"):
-            return f"provider {cls.name!r} has no GPU (task card asks for one)"
+        if spec.gpu and "gpu" not in can:
+            flag = "gpu" in cls.Options.model_fields
+            hint = " (set gpu: true in its preset if its machines have one)" if flag else ""
+            return f"provider {cls.name!r} has no GPU here{hint}"
         return None
 
     @abc.abstractmethod

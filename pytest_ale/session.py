@@ -25,6 +25,7 @@ from .liveness import RunLock
 from .options import Settings
 from .outcome import TrialResult
 from .sandbox import Provider, SandboxSpec
+from .typed_options import ProviderOptions
 from .watched import WatchedProvider
 
 if TYPE_CHECKING:
@@ -48,17 +49,34 @@ class AleSession:
         self.settings = settings
         self._agents: dict[str, Agent] = {}
         self._agent_presets = {}
+        overrides = dict(settings.agent_options)
+        origins = dict.fromkeys(overrides, settings.opt_origins.get("agent", "--ale-agent-opt"))
+        if settings.model:
+            overrides["model"], origins["model"] = settings.model, "--ale-model"
         for name in settings.agents:
-            overrides = {"model": settings.model} if settings.model else {}
-            preset = presets.resolve(name, "agents", settings.rootdir, overrides)
+            preset = presets.resolve(name, "agents", settings.rootdir, overrides, origins)
             self._agent_presets[name] = preset
-            self._agents[name] = registry.load(registry.AGENT_GROUP, preset.kind)(preset.options, label=name)
+            agent_class = registry.load(registry.AGENT_GROUP, preset.kind)
+            self._agents[name] = agent_class(preset.validate(agent_class), label=name)
+        given = settings.opt_origins.get("provider", "--ale-provider-opt")
         self.provider_preset = presets.resolve(
-            settings.provider, "providers", settings.rootdir, settings.provider_options
+            settings.provider,
+            "providers",
+            settings.rootdir,
+            settings.provider_options,
+            dict.fromkeys(settings.provider_options, given),
         )
         #: the registered kind's class; ``None`` when only a ``pytest_ale_make_provider``
         #: hook can make it (a kind no entry point registers)
         self.provider_class: type[Provider] | None = self._provider_class(config)
+        #: the provider's options, checked once here (configure time, every process)
+        #: against the registered kind's ``Options``; a kind only a hook makes checks its
+        #: own when the hook makes it
+        self.provider_options: ProviderOptions | None = None
+        if self.provider_class is not None:
+            self.provider_options = self.provider_preset.validate(self.provider_class)
+            if settings.keep:
+                self.provider_options = self.provider_options.model_copy(update={"keep": True})
         self._provider: Provider | None = None
         #: this process's hold on the run (``liveness``), taken when trials may run
         self.run_lock: RunLock | None = None
@@ -103,7 +121,7 @@ class AleSession:
                         f"no provider kind {preset.kind!r} is registered and no "
                         "pytest_ale_make_provider hook made one"
                     )
-                made = self.provider_class(options)
+                made = self.provider_class(self.provider_options)
             elif not isinstance(made, Provider):
                 raise ConfigError(f"pytest_ale_make_provider returned {made!r}, not a pytest_ale Provider")
             self._provider = WatchedProvider(made)
@@ -111,7 +129,9 @@ class AleSession:
 
     def provider_refusal(self, task: TaskDefinition) -> str | None:
         spec = SandboxSpec(run_id="", trial_id="", os=task.card.os, gpu=task.card.gpu)
-        return (self.provider_class or Provider).supports(spec, self.provider_preset.options)
+        if self.provider_class is None:  # only a hook makes it: what every provider hosts
+            return Provider.supports(spec)
+        return self.provider_class.supports(spec, self.provider_options)
 
     def close(self) -> None:
         try:

@@ -118,10 +118,14 @@ def test_summary_hook_gets_rows_and_figures(pytester: pytest.Pytester, make_task
 
 PROVIDER_HOOK = """
 import json, os
-from pytest_ale.providers.local import LocalProvider
+from pytest_ale.providers.local import LocalOptions, LocalProvider
+
+class CountingOptions(LocalOptions):
+    flavour: str = "plain"
 
 class CountingProvider(LocalProvider):
     name = "counting"
+    Options = CountingOptions
 
     def acquire(self, spec):
         with open("acquired.txt", "a") as fh:

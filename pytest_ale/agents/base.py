@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..typed_options import AgentOptions
+
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
@@ -75,16 +77,20 @@ class AgentResult:
 
 
 class Agent(abc.ABC):
-    """A harness. Subclasses set ``name`` and implement ``run``."""
+    """A harness. Subclasses set ``name`` and implement ``run``; one with options of its
+    own declares them in ``Options`` (an ``AgentOptions`` subclass, ``typed_options``)."""
 
     name: ClassVar[str] = "agent"
     #: handed the task's ``solution/`` (the oracle alone: a harness under test never is)
     uses_solution: ClassVar[bool] = False
+    #: the options this agent accepts, checked when the presets resolve
+    Options: ClassVar[type[AgentOptions]] = AgentOptions
+    options: AgentOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None, label: str | None = None):
-        self.options: dict[str, Any] = dict(options or {})
+    def __init__(self, options: AgentOptions | Mapping[str, Any] | None = None, label: str | None = None):
         self.label = label or self.name
-        self.model: str | None = self.options.get("model")
+        self.options = self.Options.validated(options, owner=f"agent {self.label!r}")
+        self.model: str | None = self.options.model
 
     def install(self, sandbox: Sandbox) -> None:  # noqa: B027 - optional hook
         """Put the harness into the sandbox (no-op for agents that need nothing)."""
@@ -99,7 +105,7 @@ class Agent(abc.ABC):
         return {}
 
     def version(self) -> str | None:
-        return self.options.get("version")
+        return self.options.version
 
     def keep_partial(self, trial_id: str, result: AgentResult) -> None:
         """Keep what a run of ``trial_id`` that is about to raise has to show for itself

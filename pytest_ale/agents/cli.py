@@ -21,9 +21,12 @@ import re
 import shlex
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from ..errors import AleError, ConfigError, InfrastructureError
 from ..gateway import runtime
@@ -31,6 +34,7 @@ from ..gateway.launcher import PLACEHOLDER
 from ..gateway.trials import GatewayTrial
 from ..sandbox import ExecResult, Sandbox
 from ..trajectory import AgentInfo, FinalMetrics, Step, StepMetrics, Trajectory
+from ..typed_options import AgentOptions
 from .base import Agent, AgentContext, AgentResult, Usage
 
 GATEWAY_SOCKET = "/ale/gateway.sock"
@@ -52,6 +56,17 @@ class Launch:
     files: dict[str, str] = field(default_factory=dict)
 
 
+class CLIOptions(AgentOptions):
+    """A CLI harness's preset (``agents/claude-code.yaml``, ...)."""
+
+    #: auto: the CLI in the sandbox, else the pinned npm package copied in; never; npm
+    install: Literal["auto", "never", "npm"] = "auto"
+    #: extra CLI arguments and environment
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    install_timeout: float = Field(900, gt=0)
+
+
 class CLIHarness(Agent):
     name: ClassVar[str] = "cli"
     npm_package: ClassVar[str] = ""
@@ -60,15 +75,17 @@ class CLIHarness(Agent):
     #: whose API the CLI speaks (``anthropic``, ``openai``, ``gemini``): the key it needs
     model_provider: ClassVar[str] = ""
 
-    def __init__(self, options: dict[str, Any] | None = None, label: str | None = None) -> None:
+    Options = CLIOptions
+    options: CLIOptions
+
+    def __init__(
+        self, options: CLIOptions | Mapping[str, Any] | None = None, label: str | None = None
+    ) -> None:
         super().__init__(options, label)
         self.model = self.model or self.default_model
-        mode = str(self.options.get("install", "auto"))
-        if mode not in ("auto", "never", "npm"):
-            raise ConfigError(f"agent {self.label!r}: install must be auto, never or npm, not {mode!r}")
-        self.install_mode = mode
-        self.extra_args = [str(a) for a in self.options.get("args") or []]
-        self.extra_env = {str(k): str(v) for k, v in (self.options.get("env") or {}).items()}
+        self.install_mode = self.options.install
+        self.extra_args = list(self.options.args)
+        self.extra_env = dict(self.options.env)
         self._command = self.binary
         self._version: str | None = None
 
@@ -84,7 +101,7 @@ class CLIHarness(Agent):
         return {GATEWAY_SOCKET: runtime.gateway().socket_path}
 
     def version(self) -> str | None:
-        return self._version or self.options.get("version")
+        return self._version or self.options.version
 
     def install(self, sandbox: Sandbox) -> None:
         found = None if self.install_mode == "npm" else self._probe(sandbox, self.binary)
@@ -230,7 +247,7 @@ class CLIHarness(Agent):
 
     def _copy_from_npm(self, sandbox: Sandbox) -> tuple[str, str | None] | None:
         """Install the pinned package on the host (cached), then copy it into the sandbox."""
-        version = self.options.get("version") or "latest"
+        version = self.options.version or "latest"
         prefix = NPM_CACHE / f"{self.npm_package.replace('/', '__')}@{version}"
         if not (prefix / "node_modules" / ".bin" / self.binary).exists():
             prefix.mkdir(parents=True, exist_ok=True)
@@ -247,7 +264,7 @@ class CLIHarness(Agent):
                     ],
                     check=True,
                     capture_output=True,
-                    timeout=float(self.options.get("install_timeout", 900)),
+                    timeout=self.options.install_timeout,
                 )
             except (OSError, subprocess.SubprocessError) as exc:
                 detail = getattr(exc, "stderr", b"") or b""

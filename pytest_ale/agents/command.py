@@ -19,8 +19,11 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError, InfrastructureError
+from pydantic import Field, field_validator
+
+from ..errors import InfrastructureError
 from ..sandbox import Sandbox
+from ..typed_options import AgentOptions
 from .base import Agent, AgentContext, AgentResult, run_script
 
 #: instructions up to this size travel in the environment (one exec string may hold 128 KiB)
@@ -29,34 +32,47 @@ INLINE_VAR = "ALE_INSTRUCTION_TEXT"
 PLACEHOLDERS = frozenset({"instruction", "instruction_file", "workdir", "output_dir", "model", "timeout"})
 
 
-class CommandAgent(Agent):
-    name = "command"
+class CommandOptions(AgentOptions):
+    """A ``command`` agent's preset."""
 
-    def __init__(self, options: Mapping[str, Any] | None = None, label: str | None = None):
-        super().__init__(options, label)
-        template = self.options.get("command")
-        if not isinstance(template, str) or not template.strip():
-            raise ConfigError(
-                f"agent {self.label!r}: a 'command' agent needs a non-empty 'command' "
-                'template in its preset, e.g. command: "my-agent {instruction_file}"'
+    #: the command template (placeholders: ``PLACEHOLDERS``)
+    command: str = Field("", validate_default=True)
+    #: a shell script run once in each sandbox before the command
+    install: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    install_timeout: float = Field(900, gt=0)
+
+    @field_validator("command")
+    @classmethod
+    def _template(cls, template: str) -> str:
+        if not template.strip():
+            raise ValueError(
+                "a 'command' agent needs a non-empty 'command' template in its preset, "
+                'e.g. command: "my-agent {instruction_file}"'
             )
         unknown = {field for _, field, _, _ in string.Formatter().parse(template) if field} - PLACEHOLDERS
         if unknown:
-            raise ConfigError(
-                f"agent {self.label!r}: unknown placeholder(s) {sorted(unknown)} in command; "
-                f"use {sorted(PLACEHOLDERS)}"
+            raise ValueError(
+                f"unknown placeholder(s) {sorted(unknown)} in command; use {sorted(PLACEHOLDERS)}"
             )
-        self.template = template
-        env = self.options.get("env") or {}
-        if not isinstance(env, Mapping):
-            raise ConfigError(f"agent {self.label!r}: 'env' must be a mapping of names to values")
-        self.env = {str(k): str(v) for k, v in env.items()}
+        return template
+
+
+class CommandAgent(Agent):
+    name = "command"
+    Options = CommandOptions
+    options: CommandOptions
+
+    def __init__(self, options: Mapping[str, Any] | AgentOptions | None = None, label: str | None = None):
+        super().__init__(options, label)
+        self.template = self.options.command
+        self.env = dict(self.options.env)
 
     def install(self, sandbox: Sandbox) -> None:
-        script = self.options.get("install")
+        script = self.options.install
         if not script:
             return
-        result = sandbox.sh(str(script), timeout=float(self.options.get("install_timeout", 900)))
+        result = sandbox.sh(script, timeout=self.options.install_timeout)
         if not result.ok:
             raise InfrastructureError(
                 f"agent {self.label!r}: install command failed (exit {result.exit_code}): "

@@ -29,15 +29,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import boto3
 from botocore.exceptions import ClientError
+from pydantic import Field
 
 from ..errors import ConfigError, InfrastructureError
 from ..sandbox import SandboxSpec
+from ..typed_options import GpuFlag
 from .cloudinit import agent_user_entry, cloud_config
-from .vm_base import MANAGED, CapacityError, Instance, QuotaError, VmProvider, sweepable
+from .vm_base import MANAGED, CapacityError, Instance, QuotaError, VmOptions, VmProvider, sweepable
 
 CAPACITY_CODES = {
     "InsufficientInstanceCapacity",
@@ -54,31 +56,47 @@ def _tags(labels: Mapping[str, str], name: str) -> list[dict[str, str]]:
     return [{"Key": "Name", "Value": name}, *({"Key": k, "Value": v} for k, v in labels.items())]
 
 
+class AwsOptions(GpuFlag, VmOptions):
+    """``providers/aws.yaml``."""
+
+    ssh_user: str = "ubuntu"
+    region: str | None = None
+    #: e.g. a moto_server, for tests
+    endpoint_url: str | None = None
+    #: fallback order on capacity errors (``instance_type`` for one)
+    instance_types: list[str] = Field(default_factory=list)
+    instance_type: str = "t3.large"
+    #: fallback order, one per zone; empty = the default VPC
+    subnets: list[str] = Field(default_factory=list)
+    #: who may SSH in: this host's address (required to start instances)
+    ssh_cidr: str | None = None
+    address: Literal["public", "private"] = "public"
+    #: the root volume's size (unset: the AMI's)
+    disk_gb: int | None = Field(None, gt=0)
+    root_device: str = "/dev/sda1"
+    #: instance user data instead of the cloud-config that makes ``agent_user``
+    user_data: str | None = None
+    group_delete_wait_s: float = 180
+
+
 class AwsProvider(VmProvider):
     """EC2 instances from an AMI per snapshot."""
 
     name = "aws"
-    default_user = "ubuntu"
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    Options = AwsOptions
+    options: AwsOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: AwsOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        session = boto3.session.Session(region_name=self.options.get("region"))
-        self.ec2 = session.client("ec2", endpoint_url=self.options.get("endpoint_url"))
-        self.types = list(
-            self.options.get("instance_types") or [self.options.get("instance_type", "t3.large")]
-        )
-        self.subnets: list[str | None] = list(self.options.get("subnets") or [None])
+        session = boto3.session.Session(region_name=self.options.region)
+        self.ec2 = session.client("ec2", endpoint_url=self.options.endpoint_url)
+        self.types = list(self.options.instance_types or [self.options.instance_type])
+        self.subnets: list[str | None] = list(self.options.subnets or [None])
         self.tag = f"ale-{uuid.uuid4().hex[:10]}"
         self.key_name: str | None = None
         self.groups: dict[str | None, str] = {}  # VPC id -> security group id
         self.run_id: str | None = None
-
-    @classmethod
-    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
-        if spec.os != "linux":
-            return "the aws provider runs Linux AMIs over SSH"
-        return None
 
     # -- per-run access: key pair and security group -----------------------------------
     def _access(self, spec: SandboxSpec, labels: Mapping[str, str], subnet: str | None) -> dict[str, Any]:
@@ -92,7 +110,7 @@ class AwsProvider(VmProvider):
             self.key_name = name
         vpc = self._vpc(subnet)
         if vpc not in self.groups:
-            cidr = self.options.get("ssh_cidr")
+            cidr = self.options.ssh_cidr
             if not cidr:
                 raise ConfigError(
                     "aws preset: set `ssh_cidr` to this host's address (e.g. 203.0.113.7/32); "
@@ -167,16 +185,16 @@ class AwsProvider(VmProvider):
         }
         if subnet:
             request["SubnetId"] = subnet
-        if self.options.get("disk_gb"):
+        if self.options.disk_gb:
             request["BlockDeviceMappings"] = [
                 {
-                    "DeviceName": self.options.get("root_device", "/dev/sda1"),
-                    "Ebs": {"VolumeSize": int(self.options["disk_gb"]), "DeleteOnTermination": True},
+                    "DeviceName": self.options.root_device,
+                    "Ebs": {"VolumeSize": self.options.disk_gb, "DeleteOnTermination": True},
                 }
             ]
         # the image's default user (the key pair's) and the agent's account
-        request["UserData"] = str(
-            self.options.get("user_data") or cloud_config(["default", agent_user_entry(self.agent_user)])
+        request["UserData"] = self.options.user_data or cloud_config(
+            ["default", agent_user_entry(self.agent_user)]
         )
         return request
 
@@ -193,7 +211,7 @@ class AwsProvider(VmProvider):
                 raise InfrastructureError(f"aws: {instance.id} is {state}, not running ({timeout_s:.0f}s)")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-        which = "PrivateIpAddress" if self.options.get("address") == "private" else "PublicIpAddress"
+        which = "PrivateIpAddress" if self.options.address == "private" else "PublicIpAddress"
         address = data.get(which) or data.get("PrivateIpAddress")
         if not address:
             raise InfrastructureError(f"aws: {instance.id} has no {which}")
@@ -248,5 +266,5 @@ class AwsProvider(VmProvider):
             self.ec2.delete_key_pair(KeyName=self.key_name)
             self.key_name = None
         for group in list(self.groups.values()):
-            self._delete_group(group, wait_s=float(self.options.get("group_delete_wait_s", 180)))
+            self._delete_group(group, wait_s=self.options.group_delete_wait_s)
         self.groups.clear()

@@ -13,8 +13,13 @@ Preset (``providers/gcp.yaml``)::
     disk_type: pd-balanced
     network: global/networks/default   # subnetwork: regions/R/subnetworks/S
     address: public                    # or private (Cloud VPN / same VPC)
-    gpu: {type: nvidia-tesla-t4, count: 1}
+    gpu: {type: nvidia-tesla-t4, count: 1}   # what a GPU task's instance gets (the default)
+    gpu_machine_types: [n1-standard-4]       # machine types that take it (default)
     ssh_user: ale
+
+A task whose card asks for a GPU gets the ``gpu`` accelerator on a ``gpu_machine_types``
+instance (falling through them like ``machine_types``), with ``onHostMaintenance:
+TERMINATE``, as GCE requires of GPU instances.
 
 The ephemeral public key goes in the instance's ``ssh-keys`` metadata (project keys
 blocked). Labels: ``ale-managed``, ``ale-run-id``, ``ale-expiry``. A zone out of capacity
@@ -32,15 +37,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
+from pydantic import Field
 
-from ..errors import ConfigError, InfrastructureError
+from ..errors import InfrastructureError
 from ..sandbox import SandboxSpec
+from ..typed_options import OptionsModel
 from .cloudinit import agent_user_script
-from .vm_base import MANAGED, CapacityError, Instance, QuotaError, VmProvider
+from .vm_base import MANAGED, CapacityError, Instance, QuotaError, VmOptions, VmProvider
 
 CAPACITY_CODES = {
     "ZONE_RESOURCE_POOL_EXHAUSTED",
@@ -51,45 +58,67 @@ CAPACITY_CODES = {
 QUOTA_CODES = {"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED"}
 
 
+class GpuOptions(OptionsModel):
+    """The accelerator a GPU task's instance gets (``gpu: {type: ..., count: ...}``)."""
+
+    type: str = "nvidia-tesla-t4"
+    count: int = Field(1, gt=0)
+
+
+class GcpOptions(VmOptions):
+    """``providers/gcp.yaml``."""
+
+    project: str
+    #: fallback order (``zone`` for one)
+    zones: list[str] = Field(default_factory=list)
+    zone: str = "us-central1-a"
+    #: fallback order per zone (``machine_type`` for one), for tasks without a GPU
+    machine_types: list[str] = Field(default_factory=list)
+    machine_type: str = "e2-standard-4"
+    #: the accelerator of GPU tasks, and the machine types it attaches to (N1 for T4s)
+    gpu: GpuOptions = Field(default_factory=GpuOptions)
+    gpu_machine_types: list[str] = Field(default_factory=lambda: ["n1-standard-4"])
+    disk_gb: int | None = Field(None, gt=0)
+    disk_type: str | None = None
+    network: str = "global/networks/default"
+    subnetwork: str | None = None
+    address: Literal["public", "private"] = "public"
+    #: e.g. the loopback test fake; with ``anonymous: true``, no credentials
+    api_endpoint: str | None = None
+    anonymous: bool = False
+    operation_polls: int = Field(60, gt=0)
+
+
 class GcpProvider(VmProvider):
     """Compute Engine instances from an image or snapshot per card snapshot."""
 
     name = "gcp"
+    #: GPU tasks get the ``gpu`` accelerator on a ``gpu_machine_types`` instance
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux", "gpu"})
+    Options = GcpOptions
+    options: GcpOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: GcpOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.project = self.options.get("project")
-        if not self.project:
-            raise ConfigError("gcp preset: set `project:` in providers/gcp.yaml")
-        self.zones = list(self.options.get("zones") or [self.options.get("zone", "us-central1-a")])
-        self.types = list(
-            self.options.get("machine_types") or [self.options.get("machine_type", "e2-standard-4")]
-        )
+        self.project = self.options.project
+        self.zones = list(self.options.zones or [self.options.zone])
+        self.types = list(self.options.machine_types or [self.options.machine_type])
         kwargs: dict[str, Any] = {"transport": "rest"}
-        if self.options.get("api_endpoint"):
-            kwargs["client_options"] = {"api_endpoint": self.options["api_endpoint"]}
-        if self.options.get("anonymous"):
+        if self.options.api_endpoint:
+            kwargs["client_options"] = {"api_endpoint": self.options.api_endpoint}
+        if self.options.anonymous:
             from google.auth.credentials import AnonymousCredentials
 
             kwargs["credentials"] = AnonymousCredentials()
         self.instances = compute_v1.InstancesClient(**kwargs)
         self.operations = compute_v1.ZoneOperationsClient(**kwargs)
 
-    @classmethod
-    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
-        if spec.os != "linux":
-            return "the gcp provider runs Linux images over SSH"
-        if spec.gpu and not options.get("gpu"):
-            return "the gcp preset has no `gpu:` (type, count) for a task that needs one"
-        return None
-
     # -- the hooks ---------------------------------------------------------------------
     def create(self, spec: SandboxSpec, name: str, image: str, labels: dict[str, str]) -> Instance:
         tried: list[str] = []
         quota_only = True
         for zone in self.zones:
-            for machine in self.types:
+            for machine in self.options.gpu_machine_types if spec.gpu else self.types:
                 body = self._body(spec, name, image, labels, zone, machine)
                 try:
                     op = self.instances.insert(project=self.project, zone=zone, instance_resource=body)
@@ -122,14 +151,14 @@ class GcpProvider(VmProvider):
             params.source_snapshot = image.removeprefix("snapshot:")
         else:
             params.source_image = image
-        if o.get("disk_gb") or spec.disk_gb:
-            params.disk_size_gb = int(o.get("disk_gb") or spec.disk_gb or 0)
-        if o.get("disk_type"):
-            params.disk_type = f"zones/{zone}/diskTypes/{o['disk_type']}"
-        nic = compute_v1.NetworkInterface(network=o.get("network", "global/networks/default"))
-        if o.get("subnetwork"):
-            nic.subnetwork = o["subnetwork"]
-        if o.get("address", "public") == "public":
+        if o.disk_gb or spec.disk_gb:
+            params.disk_size_gb = int(o.disk_gb or spec.disk_gb or 0)
+        if o.disk_type:
+            params.disk_type = f"zones/{zone}/diskTypes/{o.disk_type}"
+        nic = compute_v1.NetworkInterface(network=o.network)
+        if o.subnetwork:
+            nic.subnetwork = o.subnetwork
+        if o.address == "public":
             nic.access_configs = [compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")]
         body = compute_v1.Instance(
             name=name,
@@ -144,21 +173,21 @@ class GcpProvider(VmProvider):
                     compute_v1.Items(key="startup-script", value=agent_user_script(self.agent_user)),
                 ]
             ),
+            # TERMINATE: GCE cannot live-migrate an instance with a GPU
             scheduling=compute_v1.Scheduling(automatic_restart=False, on_host_maintenance="TERMINATE"),
         )
-        gpu = o.get("gpu")
-        if spec.gpu and isinstance(gpu, Mapping):
+        if spec.gpu:
             body.guest_accelerators = [
                 compute_v1.AcceleratorConfig(
-                    accelerator_type=f"zones/{zone}/acceleratorTypes/{gpu['type']}",
-                    accelerator_count=int(gpu.get("count", 1)),
+                    accelerator_type=f"zones/{zone}/acceleratorTypes/{o.gpu.type}",
+                    accelerator_count=o.gpu.count,
                 )
             ]
         return body
 
     def _wait(self, zone: str, operation: str) -> str | None:
         """Wait for a zone operation; its first error code (and message), or None."""
-        for _ in range(int(self.options.get("operation_polls", 60))):
+        for _ in range(self.options.operation_polls):
             op = self.operations.wait(project=self.project, zone=zone, operation=operation)
             if op.status == compute_v1.Operation.Status.DONE:
                 errors = list(op.error.errors) if op.error else []
@@ -175,7 +204,7 @@ class GcpProvider(VmProvider):
         if got.status not in ("RUNNING", "PROVISIONING", "STAGING"):
             raise InfrastructureError(f"gcp: {instance.name} is {got.status}")
         nic = got.network_interfaces[0]
-        if self.options.get("address", "public") == "public" and nic.access_configs:
+        if self.options.address == "public" and nic.access_configs:
             return nic.access_configs[0].nat_i_p
         return nic.network_i_p
 

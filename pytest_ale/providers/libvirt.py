@@ -37,11 +37,13 @@ from typing import Any, ClassVar
 from xml.sax.saxutils import quoteattr
 
 import libvirt
+from pydantic import Field
 
 from ..errors import InfrastructureError
 from ..sandbox import SandboxSpec
+from ..typed_options import GpuFlag
 from .cloudinit import seed_iso
-from .vm_base import Instance, VmProvider
+from .vm_base import Instance, VmOptions, VmProvider
 
 NS = "https://pytest-ale.dev/libvirt/1"
 
@@ -52,35 +54,42 @@ def domain_type(conn: libvirt.virConnect) -> str:
     return "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu"
 
 
+class LibvirtOptions(GpuFlag, VmOptions):
+    """``providers/libvirt.yaml``; ``memory_gb``, ``cpus`` and ``disk_gb`` win over the card's."""
+
+    uri: str = "qemu:///system"
+    #: the storage pool for the qcow2 overlays
+    pool: str = "default"
+    #: the libvirt network (its DHCP leases give the address)
+    network: str = "default"
+    memory_gb: float | None = Field(None, gt=0)
+    cpus: int | None = Field(None, gt=0)
+    disk_gb: int | None = Field(None, gt=0)
+    #: where NoCloud seed ISOs go (qemu must be able to read them)
+    seed_dir: str | None = None
+
+
 class LibvirtProvider(VmProvider):
     """QEMU/KVM domains on a libvirt host."""
 
     name = "libvirt"
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    Options = LibvirtOptions
+    options: LibvirtOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: LibvirtOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        uri = str(self.options.get("uri", "qemu:///system"))
+        uri = self.options.uri
         try:
             self.conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
             raise InfrastructureError(f"libvirt: cannot connect to {uri}: {exc}") from exc
-        self.seed_dir = Path(
-            self.options.get("seed_dir") or Path(tempfile.gettempdir()) / "pytest-ale-libvirt"
-        )
-
-    @classmethod
-    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
-        if spec.os != "linux":
-            return "the libvirt provider runs Linux cloud images"
-        if spec.gpu and not options.get("gpu"):
-            return "the libvirt preset has no GPU passthrough"
-        return None
+        self.seed_dir = Path(self.options.seed_dir or Path(tempfile.gettempdir()) / "pytest-ale-libvirt")
 
     # -- the hooks ---------------------------------------------------------------------
     def create(self, spec: SandboxSpec, name: str, image: str, labels: dict[str, str]) -> Instance:
-        pool = self.conn.storagePoolLookupByName(str(self.options.get("pool", "default")))
-        disk_gb = int(self.options.get("disk_gb") or spec.disk_gb or 20)
+        pool = self.conn.storagePoolLookupByName(self.options.pool)
+        disk_gb = int(self.options.disk_gb or spec.disk_gb or 20)
         volume = pool.createXML(_overlay_xml(name, image, disk_gb), 0)
         seed = self.seed_dir / f"{name}-seed.iso"
         try:
@@ -102,8 +111,8 @@ class LibvirtProvider(VmProvider):
             raise
 
     def _domain_xml(self, spec: SandboxSpec, name: str, disk: str, seed: str, labels: dict[str, str]) -> str:
-        memory_mib = int(float(self.options.get("memory_gb") or spec.memory_gb or 4) * 1024)
-        cpus = int(self.options.get("cpus") or spec.cpus or 2)
+        memory_mib = int(float(self.options.memory_gb or spec.memory_gb or 4) * 1024)
+        cpus = int(self.options.cpus or spec.cpus or 2)
         attrs = " ".join(f"{key}={quoteattr(value)}" for key, value in labels.items())
         return f"""<domain type='{domain_type(self.conn)}'>
   <name>{name}</name>
@@ -122,7 +131,7 @@ class LibvirtProvider(VmProvider):
       <target dev='sda' bus='sata'/><readonly/>
     </disk>
     <interface type='network'>
-      <source network={quoteattr(str(self.options.get("network", "default")))}/><model type='virtio'/>
+      <source network={quoteattr(self.options.network)}/><model type='virtio'/>
     </interface>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <serial type='pty'/><console type='pty'/>

@@ -37,15 +37,18 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from ..errors import ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, run_id_matches
+from ..typed_options import OutputCaps
 from .bwrap import SETPRIV
-from .local_sandbox import AGENT_UIDS, MARKER_FILE, LocalSandbox
+from .local_sandbox import AGENT_UIDS, DEFAULT_MAX_PROCESSES, MARKER_FILE, LocalSandbox
 from .processes import kill_marked, kill_uid
 
-__all__ = ["LocalIsolationWarning", "LocalProvider", "LocalSandbox"]
+__all__ = ["LocalIsolationWarning", "LocalOptions", "LocalProvider", "LocalSandbox"]
 
 OWNER_FILE = ".ale-owner.json"
 UID_FILE = ".ale-uid"
@@ -55,25 +58,39 @@ class LocalIsolationWarning(UserWarning):
     """Trials run as plain host processes because bubblewrap is not installed."""
 
 
+class LocalOptions(OutputCaps):
+    """``providers/local.yaml``."""
+
+    isolation: Literal["auto", "bwrap", "none"] = "auto"
+    #: where trial folders go (default: the system's temporary folder)
+    root: str | None = None
+    #: more host folders to show read-only inside bubblewrap
+    ro_binds: list[str] = Field(default_factory=list)
+    #: allow the network
+    network: bool = False
+    #: how many processes the agent may have at once when pytest runs as root
+    max_processes: int = Field(DEFAULT_MAX_PROCESSES, gt=0)
+
+
 class LocalProvider(Provider):
     """Fresh folder trees on this machine, isolated by bubblewrap when it is installed."""
 
     name = "local"
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    Options = LocalOptions
+    options: LocalOptions
     _warned: ClassVar[bool] = False
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: LocalOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        isolation = str(self.options.get("isolation", "auto"))
-        if isolation not in ("auto", "bwrap", "none"):
-            raise ConfigError(f"local provider: isolation must be auto, bwrap or none, not {isolation!r}")
+        isolation = self.options.isolation
         found = shutil.which("bwrap") if isolation != "none" else None
         if isolation == "bwrap" and not found:
             raise ConfigError(
                 "local provider: isolation=bwrap but bubblewrap is not installed (apt-get install bubblewrap)"
             )
         self.bwrap = found
-        self.base = Path(self.options.get("root") or tempfile.gettempdir()) / "pytest-ale"
+        self.base = Path(self.options.root or tempfile.gettempdir()) / "pytest-ale"
         if found and os.geteuid() == 0 and not os.access(SETPRIV, os.X_OK):
             raise ConfigError(
                 "local provider: pytest runs as root, so agents must drop to a uid of their own "
@@ -126,7 +143,7 @@ class LocalProvider(Provider):
     def release(self, sandbox: Sandbox) -> None:
         sandbox.close()
         if isinstance(sandbox, LocalSandbox) and sandbox.agent_uid is not None:
-            if sandbox.options.get("keep"):
+            if sandbox.options.keep:
                 return  # the folder (and its uid's files) stay for debugging; the sweep frees it
             (self.base / "uids" / str(sandbox.agent_uid)).unlink(missing_ok=True)
 

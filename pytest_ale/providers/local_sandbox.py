@@ -20,15 +20,12 @@ import tarfile
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import InfrastructureError, OutputOverCap, SandboxGoneError, StagingError
 from ..sandbox import GRADER_ENV, ExecResult, Sandbox, SandboxSpec
 from ..staging import (
-    DEFAULT_MAX_OUTPUT_BYTES,
-    DEFAULT_MAX_OUTPUT_FILES,
     ExtractReport,
     SteadyTarFile,
     safe_extract,
@@ -36,6 +33,9 @@ from ..staging import (
 )
 from .bwrap import bwrap_argv, drop_to
 from .processes import MARKER, _scan, kill_marked, kill_running, kill_uid, run_killable, uid_processes
+
+if TYPE_CHECKING:
+    from .local import LocalOptions
 
 MARKER_FILE = ".ale-marker"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -57,7 +57,7 @@ class LocalSandbox(Sandbox):
         spec: SandboxSpec,
         root: Path,
         bwrap: str | None,
-        options: Mapping[str, Any],
+        options: LocalOptions,
         agent_uid: int | None = None,
     ):
         self.root = root
@@ -73,10 +73,8 @@ class LocalSandbox(Sandbox):
         #: the commands in flight: the fence kills their bubblewrap, and with it their
         #: PID namespace
         self.running: set[subprocess.Popen] = set()
-        self.max_output_bytes = (
-            int(float(options.get("max_output_mb", 0)) * 1024**2) or DEFAULT_MAX_OUTPUT_BYTES
-        )
-        self.max_output_files = int(options.get("max_output_files", 0)) or DEFAULT_MAX_OUTPUT_FILES
+        self.max_output_bytes = options.max_output_bytes
+        self.max_output_files = options.max_output_files
         for sub in ("workspace", "tmp", "home", "bin"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         python = shutil.which("python3") or sys.executable
@@ -148,10 +146,10 @@ class LocalSandbox(Sandbox):
         if self.bwrap:
             if self.agent_uid is not None and not grader:
                 # the uid is this sandbox's alone, so RLIMIT_NPROC is a per-sandbox limit
-                nproc = int(self.options.get("max_processes", DEFAULT_MAX_PROCESSES))
+                nproc = self.options.max_processes
                 argv = [*drop_to(self.agent_uid, nproc), *argv]
-            network = bool(self.spec.network or self.options.get("network"))
-            ro_binds = self.options.get("ro_binds", [])
+            network = self.spec.network or self.options.network
+            ro_binds = self.options.ro_binds
             bwrap = bwrap_argv(
                 self.bwrap, workdir, network=network, binds=self.mounts, ro_binds=self.ro_mounts,
                 extra_read_only=ro_binds,
@@ -307,7 +305,7 @@ class LocalSandbox(Sandbox):
         self.closed = True
         self.released.set()
         self.kill_all()
-        if not self.options.get("keep"):
+        if not self.options.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def describe(self) -> str:

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import asyncssh
 
 from ..errors import ConfigError, InfrastructureError
+from ..typed_options import OutputCaps
 from .ssh_loop import LoopThread, shared_loop
 
 #: errors that mean "the connection is gone", as opposed to "the command failed"
@@ -81,6 +82,26 @@ class SshTarget:
 
     def label(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
+
+
+class SshOptions(OutputCaps):
+    """The options of every provider that reaches its machines over SSH (static, the VMs)."""
+
+    #: a known_hosts file or one ``ssh-ed25519 AAAA...`` line; unset = trust on first use
+    host_key: str | None = None
+    connect_timeout_s: float = 15
+    #: put each trial's workspace under this folder (machines shared between trials)
+    root: str | None = None
+
+    def target(self, host: str, port: int, user: str, key: asyncssh.SSHKey) -> SshTarget:
+        return SshTarget(
+            host=host,
+            port=port,
+            user=user,
+            key=key,
+            host_key=self.host_key,
+            connect_timeout=self.connect_timeout_s,
+        )
 
 
 def _known_hosts(spec: str | None, pinned: asyncssh.SSHKey | None) -> Any:

@@ -42,34 +42,76 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
+
+from pydantic import Field, model_validator
 
 from ..errors import ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, run_id_matches
-from .ssh import SshSession, SshTarget, ephemeral_key, load_private_key
+from ..typed_options import GpuFlag, OptionsModel
+from .ssh import SshOptions, SshSession, SshTarget, ephemeral_key, load_private_key
 from .ssh_sandbox import SshSandbox, socket_forwards
 
 UNSAFE_WORKDIRS = {"/", "/home", "/root", "/usr", "/etc", "/var", "/tmp", "/opt", "/bin", "/lib", "/boot"}
 HOST_RE = re.compile(r"^(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>\d+))?$")
 
 
-def parse_hosts(options: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+class HostEntry(OptionsModel):
+    """One machine of ``hosts:`` written as a mapping."""
+
+    host: str
+    port: int | None = None
+    user: str | None = None
+
+
+class StaticOptions(GpuFlag, SshOptions):
+    """``providers/static.yaml``."""
+
+    #: ``[eval-1, "ubuntu@eval-2:2222", {host: eval-3, port: 22, user: ubuntu}]``
+    hosts: list[str | HostEntry] | str = Field(default_factory=list)
+    #: one machine (with ``port`` and ``user``), instead of ``hosts``
+    host: str | None = None
+    port: int = 22
+    #: the login user: root, or passwordless sudo
+    user: str = "root"
+    #: the unprivileged account the agent runs as, on every host
+    agent_user: str | None = None
+    unsafe_shared_user: bool = False
+    #: a private key file; unset = an ephemeral key (authorize it first)
+    key: str | None = None
+    lock_dir: str | None = None
+    lock_timeout_s: float = 3600
+    #: the operating system the machines run
+    os: str = "linux"
+    #: a command run after every trial
+    cleanup: str | None = None
+    sudo: bool = False
+
+    def capabilities(self, declared: frozenset[str]) -> frozenset[str]:
+        return super().capabilities(frozenset({self.os}))  # whatever the machines run
+
+    @model_validator(mode="after")
+    def _agent_user_given(self) -> Self:
+        if not self.agent_user and not self.unsafe_shared_user:
+            raise ValueError(
+                "set `agent_user:` to an unprivileged account on the hosts for the agent to run "
+                "as (create it: sudo useradd -m -U ale-agent); the login user needs root or "
+                "passwordless sudo. (`unsafe_shared_user: true` runs the agent as the login user "
+                "instead, and its scores cannot be trusted.)"
+            )
+        return self
+
+
+def parse_hosts(options: StaticOptions) -> list[tuple[str, int, str]]:
     """``(host, port, user)`` for every machine the preset lists."""
-    default_user = str(options.get("user", "root"))
-    default_port = int(options.get("port", 22))
-    raw = options.get("hosts") or ([options["host"]] if options.get("host") else [])
+    default_user, default_port = options.user, options.port
+    raw = options.hosts or ([options.host] if options.host else [])
     if isinstance(raw, str):
         raw = [raw]
     hosts = []
     for entry in raw:
-        if isinstance(entry, Mapping):
-            hosts.append(
-                (
-                    str(entry["host"]),
-                    int(entry.get("port", default_port)),
-                    str(entry.get("user", default_user)),
-                )
-            )
+        if isinstance(entry, HostEntry):
+            hosts.append((entry.host, entry.port or default_port, entry.user or default_user))
             continue
         match = HOST_RE.match(str(entry).strip())
         if not match:
@@ -121,26 +163,18 @@ class StaticProvider(Provider):
 
     name = "static"
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    Options = StaticOptions
+    options: StaticOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: StaticOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.hosts = parse_hosts(self.options)
-        key = self.options.get("key")
+        key = self.options.key
         self.key = load_private_key(key) if key else ephemeral_key()
-        self.root = str(self.options["root"]).rstrip("/") if self.options.get("root") else None
-        self.lock_dir = Path(
-            self.options.get("lock_dir") or Path(tempfile.gettempdir()) / "pytest-ale-static"
-        )
-        self.lock_timeout = float(self.options.get("lock_timeout_s", 3600))
-        agent = self.options.get("agent_user")
-        self.agent_user = str(agent) if agent else None
-        if self.agent_user is None and not _truthy(self.options.get("unsafe_shared_user")):
-            raise ConfigError(
-                "static provider: set `agent_user:` to an unprivileged account on the hosts for "
-                "the agent to run as (create it: sudo useradd -m -U ale-agent); the login user "
-                "needs root or passwordless sudo. (`unsafe_shared_user: true` runs the agent as "
-                "the login user instead, and its scores cannot be trusted.)"
-            )
+        self.root = self.options.root.rstrip("/") if self.options.root else None
+        self.lock_dir = Path(self.options.lock_dir or Path(tempfile.gettempdir()) / "pytest-ale-static")
+        self.lock_timeout = self.options.lock_timeout_s
+        self.agent_user = self.options.agent_user or None
         for host, _port, user in self.hosts:
             if self.agent_user in (user, "root"):
                 raise ConfigError(
@@ -148,23 +182,8 @@ class StaticProvider(Provider):
                     f"the login user ({user}@{host}) and root"
                 )
 
-    @classmethod
-    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
-        if spec.os != str(options.get("os", "linux")):
-            return f"the static machines run {options.get('os', 'linux')}, the task needs {spec.os}"
-        if spec.gpu and not options.get("gpu"):
-            return "the static machines have no GPU (set `gpu: true` in the preset if they do)"
-        return None
-
     def _target(self, host: str, port: int, user: str) -> SshTarget:
-        return SshTarget(
-            host=host,
-            port=port,
-            user=user,
-            key=self.key,
-            host_key=self.options.get("host_key"),
-            connect_timeout=float(self.options.get("connect_timeout_s", 15)),
-        )
+        return self.options.target(host, port, user, self.key)
 
     def _lock(self) -> tuple[HostLock, tuple[str, int, str]]:
         deadline = time.monotonic() + self.lock_timeout
@@ -198,8 +217,8 @@ class StaticProvider(Provider):
             forwards, socket_paths = socket_forwards(spec, remap=trial_root is not None)
             session.forwards = forwards
             session.connect()
-            cleanup = self.options.get("cleanup")
-            keep = bool(self.options.get("keep"))
+            cleanup = self.options.cleanup
+            keep = self.options.keep
 
             def on_close(sandbox: SshSandbox) -> None:
                 try:
@@ -210,7 +229,7 @@ class StaticProvider(Provider):
                     rm = "rm -rf " + " ".join(shlex.quote(g) for g in gone if g)
                     sandbox._plain(rm, timeout=600, root=True)
                     if cleanup:
-                        sandbox._plain(str(cleanup), timeout=600)
+                        sandbox._plain(cleanup, timeout=600)
                 finally:
                     sandbox.host_lock.release()
 
@@ -220,10 +239,10 @@ class StaticProvider(Provider):
                 workdir=workdir,
                 scratch=f"{trial_root}/tmp" if trial_root else None,
                 socket_paths=socket_paths,
-                sudo=bool(self.options.get("sudo", False)),
+                sudo=self.options.sudo,
                 agent_user=self.agent_user,
-                max_output_mb=self.options.get("max_output_mb"),
-                max_output_files=self.options.get("max_output_files"),
+                max_output_mb=self.options.max_output_mb,
+                max_output_files=self.options.max_output_files,
                 on_close=on_close,
                 name=f"static host {user}@{host}:{port}",
             )
@@ -265,12 +284,6 @@ def _sweepable(name: str, run_id: str | None, now: int) -> bool:
     if run_id is not None:
         return run_id_matches(match["run"], run_id, _slug)
     return int(match["expiry"]) < now
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _slug(text: str) -> str:

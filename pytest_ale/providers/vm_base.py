@@ -35,11 +35,13 @@ import uuid
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
+
+from pydantic import Field, model_validator
 
 from ..errors import AleError, ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
-from .ssh import SshSession, SshTarget, ephemeral_key, public_line
+from .ssh import SshOptions, SshSession, ephemeral_key, public_line
 from .ssh_sandbox import SshSandbox, socket_forwards
 
 MANAGED = "ale-managed"
@@ -94,22 +96,44 @@ class Instance:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class VmOptions(SshOptions):
+    """What every VM provider's preset takes (each adds its own)."""
+
+    #: ``{snapshot: image, default: image}``: the image for each card snapshot
+    images: dict[str, str] = Field(default_factory=dict)
+    #: the image for every task (when ``images`` has none for it)
+    image: str | None = None
+    #: the SSH user (passwordless sudo) that stages, fences and grades
+    ssh_user: str = "ale"
+    #: the unprivileged account the agent runs as (made at boot)
+    agent_user: str = "agent"
+    #: a template on ``{address}``, for bastions or tunnels
+    ssh_host: str = "{address}"
+    ssh_port: int = 22
+    boot_timeout_s: float = 600
+
+    @model_validator(mode="after")
+    def _agent_not_privileged(self) -> Self:
+        if self.agent_user in (self.ssh_user, "root"):
+            raise ValueError(
+                f"agent_user {self.agent_user!r} must be another account than the SSH user "
+                f"({self.ssh_user}) and root: the agent must not hold their rights"
+            )
+        return self
+
+
 class VmProvider(Provider):
     """Base of the cloud and VM providers; subclasses implement the five hooks below."""
 
-    default_user = "ale"
+    Options: ClassVar[type[VmOptions]] = VmOptions
+    options: VmOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: VmOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self.key = ephemeral_key()
         self.public_key = public_line(self.key)
-        self.ssh_user = str(self.options.get("ssh_user", self.default_user))
-        self.agent_user = str(self.options.get("agent_user") or "agent")
-        if self.agent_user in (self.ssh_user, "root"):
-            raise ConfigError(
-                f"{self.name} preset: agent_user {self.agent_user!r} must be another account than "
-                f"the SSH user ({self.ssh_user}) and root: the agent must not hold their rights"
-            )
+        self.ssh_user = self.options.ssh_user
+        self.agent_user = self.options.agent_user
         self.live: dict[str, Instance] = {}
 
     # -- hooks -------------------------------------------------------------------------
@@ -136,10 +160,8 @@ class VmProvider(Provider):
     # -- shared behaviour --------------------------------------------------------------
     def image_for(self, spec: SandboxSpec) -> str:
         snapshot = str(spec.extra.get("snapshot") or "")
-        images = self.options.get("images") or {}
-        if not isinstance(images, Mapping):
-            raise ConfigError(f"{self.name} preset: `images` must map snapshot names to images")
-        image = images.get(snapshot) or images.get("default") or self.options.get("image")
+        images = self.options.images
+        image = images.get(snapshot) or images.get("default") or self.options.image
         if not image:
             want = f"snapshot {snapshot!r}" if snapshot else "tasks without a snapshot"
             raise ConfigError(
@@ -170,20 +192,12 @@ class VmProvider(Provider):
             raise InfrastructureError(f"{self.name}: instance {instance.name} unusable: {exc}") from exc
 
     def _connect(self, spec: SandboxSpec, instance: Instance) -> SshSandbox:
-        boot = float(self.options.get("boot_timeout_s", 600))
+        boot = self.options.boot_timeout_s
         address = self.wait_address(instance, boot)
         instance.address = address
-        target = SshTarget(
-            host=str(self.options.get("ssh_host", "{address}")).format(address=address),
-            port=int(self.options.get("ssh_port", 22)),
-            user=self.ssh_user,
-            key=self.key,
-            host_key=self.options.get("host_key"),
-            connect_timeout=float(self.options.get("connect_timeout_s", 15)),
-        )
-        root = (
-            str(self.options["root"]).rstrip("/") + f"/{instance.name}" if self.options.get("root") else None
-        )
+        host = self.options.ssh_host.format(address=address)
+        target = self.options.target(host, self.options.ssh_port, self.ssh_user, self.key)
+        root = self.options.root.rstrip("/") + f"/{instance.name}" if self.options.root else None
         workdir = f"{root}/{spec.workdir.strip('/')}" if root else spec.workdir
         forwards, socket_paths = socket_forwards(spec, remap=root is not None)
         session = SshSession(target, forwards)
@@ -197,13 +211,13 @@ class VmProvider(Provider):
             sudo=self.ssh_user != "root",
             agent_user=self.agent_user,
             create_agent=True,
-            max_output_mb=self.options.get("max_output_mb"),
-            max_output_files=self.options.get("max_output_files"),
+            max_output_mb=self.options.max_output_mb,
+            max_output_files=self.options.max_output_files,
             on_close=lambda _sandbox: self._delete(instance),
             name=f"{self.name} instance {instance.name} ({instance.where})",
         )
         sandbox.instance = instance
-        sandbox.scrub_on_close = root is not None and not self.options.get("keep")  # a shared machine
+        sandbox.scrub_on_close = root is not None and not self.options.keep  # a shared machine
         try:
             sandbox.prepare()
         except BaseException:
@@ -212,7 +226,7 @@ class VmProvider(Provider):
         return sandbox
 
     def _delete(self, instance: Instance) -> None:
-        if self.options.get("keep"):
+        if self.options.keep:
             return
         try:
             self.delete(instance)

@@ -44,12 +44,14 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ...errors import ConfigError, InfrastructureError
+from pydantic import Field, model_validator
+
+from ...errors import InfrastructureError
 from ...liveness import stamp
 from ...sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
-from ...staging import DEFAULT_MAX_OUTPUT_FILES
+from ...typed_options import GpuFlag, OutputCaps
 from .client import (
     EXPIRY_LABEL,
     PROVIDER_LABEL,
@@ -64,27 +66,39 @@ from .sandbox import DockerSandbox
 
 OWNER_LABEL = "pytest-ale.owner"
 KEEPALIVE = 'mkdir -p "$0" && chown "$1" "$0"; exec sleep 2147483647'
-DEFAULTS: dict[str, Any] = {
-    "image": DEFAULT_IMAGE,
-    "cpus": 2,
-    "memory_gb": 4,
-    "pids_limit": 4096,
-    "network": False,
-    "network_mode": "bridge",
-    "user": "agent",
-    "uid": 1000,
-    "gid": 1000,
-    "gpu": False,
-    "expiry_s": 6 * 3600,
-    "max_input_mb": 8192,
-    "max_output_mb": 2048,
-    "max_output_files": DEFAULT_MAX_OUTPUT_FILES,
+
+
+class DockerOptions(GpuFlag, OutputCaps):
+    """``providers/docker.yaml``; a task card's ``cpus`` / ``memory_gb`` win over these."""
+
+    image: str = DEFAULT_IMAGE
+    cpus: float = Field(2, gt=0)
+    memory_gb: float = Field(4, gt=0)
+    pids_limit: int = 4096
+    #: allow the network (``network_mode``) to every trial; cards may ask for it too
+    network: bool = False
+    network_mode: str = "bridge"
+    #: the agent's account in the image, and its uid/gid for file ownership
+    user: str = "agent"
+    uid: int = 1000
+    gid: int = 1000
+    expiry_s: int = 6 * 3600
+    max_input_mb: int = 8192
     #: the capabilities root-side tooling keeps (the agent, uid 1000, never holds any)
-    "root_caps": ["CHOWN", "DAC_OVERRIDE", "FOWNER"],
-    "unsafe_root_agent": False,
-    "base_url": None,
-    "keep": False,
-}
+    root_caps: list[str] = Field(default_factory=lambda: ["CHOWN", "DAC_OVERRIDE", "FOWNER"])
+    unsafe_root_agent: bool = False
+    base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _agent_not_root(self) -> Self:
+        if (self.user in ("root", "0") or self.uid == 0) and not self.unsafe_root_agent:
+            raise ValueError(
+                f"the agent must not run as root (user: {self.user}, uid: "
+                f"{self.uid}): it could then undo the fence and read or rewrite what grading uses. "
+                "Use the image's `agent` account (the default), or set unsafe_root_agent: true if "
+                "you accept untrustworthy scores"
+            )
+        return self
 
 
 class DockerProvider(Provider):
@@ -92,45 +106,27 @@ class DockerProvider(Provider):
 
     name = "docker"
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    Options = DockerOptions
+    options: DockerOptions
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__({**DEFAULTS, **dict(options or {})})
-        self.options["keep"] = _truthy(self.options.get("keep"))
-        self.options["network"] = _truthy(self.options.get("network"))
-        self.options["unsafe_root_agent"] = _truthy(self.options.get("unsafe_root_agent"))
-        root_agent = str(self.options["user"]) in ("root", "0") or int(self.options["uid"]) == 0
-        if root_agent and not self.options["unsafe_root_agent"]:
-            raise ConfigError(
-                "docker provider: the agent must not run as root (user: "
-                f"{self.options['user']}, uid: {self.options['uid']}): it could then undo the "
-                "fence and read or rewrite what grading uses. Use the image's `agent` account "
-                "(the default), or set unsafe_root_agent: true if you accept untrustworthy scores"
-            )
+    def __init__(self, options: DockerOptions | Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
         self._client: Any = None
         self._image_checked = False
         self._ncpu: int | None = None
         self.guard = ContainerGuard(self._remove)
 
-    @classmethod
-    def supports(cls, spec: SandboxSpec, options: Mapping[str, Any]) -> str | None:
-        """Linux tasks only; GPU tasks only when the preset says ``gpu: true``."""
-        if spec.os != "linux":
-            return f"provider 'docker' runs Linux containers, not {spec.os} machines"
-        if spec.gpu and not _truthy(options.get("gpu")):
-            return "provider 'docker' has no GPU here (set gpu: true in its preset on a GPU engine)"
-        return None
-
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = connect(self.options.get("base_url"))
+            self._client = connect(self.options.base_url)
         return self._client
 
     # -- acquire -----------------------------------------------------------------------
     def acquire(self, spec: SandboxSpec) -> Sandbox:
         from docker.errors import APIError, ImageNotFound
 
-        image = str(self.options["image"])
+        image = self.options.image
         api = self.client.api
         if not self._image_checked:
             try:
@@ -139,7 +135,7 @@ class DockerProvider(Provider):
                 raise image_missing(image) from exc
             self._image_checked = True
         name = f"ale-{_slug(spec.run_id)[:40]}-{uuid.uuid4().hex[:8]}"
-        owner = f"{self.options['uid']}:{self.options['gid']}"
+        owner = f"{self.options.uid}:{self.options.gid}"
         try:
             created = api.create_container(
                 image,
@@ -158,7 +154,7 @@ class DockerProvider(Provider):
             raise InfrastructureError(f"docker could not create a container from {image}: {exc}") from exc
         container_id = created["Id"]
         _open_sockets(spec.sockets.values())
-        if not self.options["keep"]:
+        if not self.options.keep:
             self.guard.add(container_id, name)
         try:
             api.start(container_id)
@@ -168,7 +164,7 @@ class DockerProvider(Provider):
         return DockerSandbox(spec, self, container_id, name)
 
     def _labels(self, spec: SandboxSpec) -> dict[str, str]:
-        expires = int(time.time() + int(spec.expiry_s or self.options["expiry_s"]))
+        expires = int(time.time() + int(spec.expiry_s or self.options.expiry_s))
         labels = {f"pytest-ale.{_slug(k)}": str(v)[:1000] for k, v in spec.labels.items()}
         labels.update(
             {
@@ -184,24 +180,24 @@ class DockerProvider(Provider):
     def _host_config(self, spec: SandboxSpec) -> dict[str, Any]:
         from docker.types import DeviceRequest, Mount
 
-        cpus = float(spec.cpus or self.options["cpus"])
-        memory = int(float(spec.memory_gb or self.options["memory_gb"]) * 1024**3)
-        network = spec.network or self.options["network"]
+        cpus = float(spec.cpus or self.options.cpus)
+        memory = int(float(spec.memory_gb or self.options.memory_gb) * 1024**3)
+        network = spec.network or self.options.network
         config: dict[str, Any] = {
             "init": True,
             "nano_cpus": int(min(cpus, self._host_cpus()) * 1e9),
             "mem_limit": memory,
             "memswap_limit": memory,
-            "pids_limit": int(self.options["pids_limit"]),
+            "pids_limit": self.options.pids_limit,
             "cap_drop": ["ALL"],
-            "cap_add": [str(c).upper().removeprefix("CAP_") for c in self.options["root_caps"] or []],
+            "cap_add": [str(c).upper().removeprefix("CAP_") for c in self.options.root_caps],
             "security_opt": ["no-new-privileges"],
-            "network_mode": str(self.options["network_mode"]) if network else "none",
+            "network_mode": self.options.network_mode if network else "none",
             "mounts": [
                 Mount(target=inside, source=host, type="bind") for inside, host in spec.sockets.items()
             ],
         }
-        if spec.gpu and _truthy(self.options.get("gpu")):
+        if spec.gpu and self.options.gpu:
             config["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
         return config
 
@@ -218,7 +214,7 @@ class DockerProvider(Provider):
         sandbox.close()
 
     def _release(self, sandbox: DockerSandbox) -> None:
-        if self.options["keep"]:
+        if self.options.keep:
             return
         self.guard.release(sandbox.id)
 
@@ -265,9 +261,3 @@ def _open_sockets(paths: Iterable[str]) -> None:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text).strip("-.") or "x"
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)

@@ -56,13 +56,13 @@ class DockerSandbox(Sandbox):
         self.id = container_id
         self.name = name
         opts = provider.options
-        self.user, self.uid, self.gid = str(opts["user"]), int(opts["uid"]), int(opts["gid"])
+        self.user, self.uid, self.gid = opts.user, opts.uid, opts.gid
         self.home = "/root" if self.user == "root" else f"/home/{self.user}"
-        self.max_input = int(opts["max_input_mb"]) * 1024**2
-        self.max_output = int(opts["max_output_mb"]) * 1024**2
+        self.max_input = opts.max_input_mb * 1024**2
+        self.max_output = opts.max_output_bytes
         self.max_archive = self.max_output + 1024**2  # an archive out: the cap plus tar headers
         self.max_output_bytes = self.max_output
-        self.max_output_files = int(opts["max_output_files"])
+        self.max_output_files = opts.max_output_files
         #: the agent is root (``unsafe_root_agent``): fenced by scanning, not by its uid
         self.root_agent = self.user in ("root", "0") or self.uid == 0
         #: set by ``prepare_grading``: from then on whatever is staged in is root's

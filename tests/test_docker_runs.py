@@ -254,7 +254,7 @@ def test_ale_tree_runs_on_docker(pytester: pytest.Pytester, client, run_id) -> N
     run.assert_outcomes(passed=5, failed=5, skipped=6)
     run.stdout.fnmatch_lines_random(
         [
-            "SKIPPED*raster_mosaic/main.py: provider 'docker' runs Linux containers, not windows machines",
+            "SKIPPED*raster_mosaic/main.py: provider 'docker' cannot run windows tasks",
             "SKIPPED*segment_cells/main.py: provider 'docker' has no GPU here*",
         ]
     )

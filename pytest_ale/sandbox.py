@@ -190,7 +190,9 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release everything this sandbox holds. Safe to call twice."""
+        """Drop this sandbox's own transport (its SSH connection, its engine handle); commands
+        fail from then on. Never tears anything down: removing the container, VM, folders or
+        lock is ``Provider.release``, which still works after ``close``. Safe to call twice."""
 
     # -- conveniences built on the primitives -----------------------------------------
     def path(self, *parts: str) -> str:
@@ -322,6 +324,10 @@ class Provider(abc.ABC):
 
     def __init__(self, options: ProviderOptions | Mapping[str, Any] | None = None) -> None:
         self.options = self.Options.validated(options, owner=f"provider {self.name!r}")
+        #: the provider's own bookkeeping: every sandbox it acquired and has not released,
+        #: with what it keeps for it (the container, the instance, the host lock, the trial
+        #: folder); ``release`` pops it, ``close`` releases what is left
+        self.held: dict[Sandbox, Any] = {}
 
     @classmethod
     def supports(
@@ -345,11 +351,27 @@ class Provider(abc.ABC):
         """Start a fresh sandbox; raise ``InfrastructureError`` when that fails."""
 
     def release(self, sandbox: Sandbox) -> None:
+        """End ``sandbox``: the one teardown path, whatever ended its trial (its end, an
+        interrupt, a dead worker, the session's end). Providers override it to fence what
+        is left, scrub a machine that outlives the trial, remove the container, VM, folders
+        or uid and free a lock (all kept with ``--ale-keep``, the lock excepted), then close
+        the sandbox. Idempotent: releasing a sandbox twice, after ``close``, or after a sweep
+        removed it is harmless."""
+        self.held.pop(sandbox, None)
         sandbox.close()
+
+    def release_held(self) -> None:
+        """Release every sandbox still held, each through ``release`` (the session's end, a
+        signal): one that fails does not keep the others."""
+        for sandbox in list(self.held):
+            with contextlib.suppress(Exception):
+                self.release(sandbox)
 
     def sweep(self, run_id: str | None = None) -> list[str]:
         """Remove leftovers of ``run_id`` (or every expired one); return what was removed."""
         return []
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """End of the session: release anything the provider itself holds."""
+    def close(self) -> None:
+        """End of the session: release every sandbox still held (``release_held``), then
+        what the provider itself holds (overrides call this first)."""
+        self.release_held()

@@ -88,21 +88,18 @@ def spec(run_id: str = "aws-run", **extra: Any) -> SandboxSpec:
 def test_instance_is_tagged_keyed_and_shut_down_means_terminate(env: Env) -> None:
     provider = make(env)
     sandbox = provider.acquire(spec("Tag-Run.1"))
+    instance = provider.held[sandbox]
     try:
-        data = env.ec2().describe_instances(InstanceIds=[sandbox.instance.id])["Reservations"][0][
-            "Instances"
-        ][0]
+        data = env.ec2().describe_instances(InstanceIds=[instance.id])["Reservations"][0]["Instances"][0]
         tags = {t["Key"]: t["Value"] for t in data["Tags"]}
         assert tags["ale-managed"] == "true" and tags["ale-run-id"] == "tag-run-1"
         assert int(tags["ale-expiry"]) > 0
         assert data["KeyName"] == provider.key_name
         attribute = env.ec2().describe_instance_attribute(
-            InstanceId=sandbox.instance.id, Attribute="instanceInitiatedShutdownBehavior"
+            InstanceId=instance.id, Attribute="instanceInitiatedShutdownBehavior"
         )
         assert attribute["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
-        user_data = env.ec2().describe_instance_attribute(
-            InstanceId=sandbox.instance.id, Attribute="userData"
-        )
+        user_data = env.ec2().describe_instance_attribute(InstanceId=instance.id, Attribute="userData")
         users = yaml.safe_load(base64.b64decode(user_data["UserData"]["Value"]))["users"]
         assert users[0] == "default" and users[1]["name"] == provider.agent_user
         assert users[1]["sudo"] is False and "ssh_authorized_keys" not in users[1]  # no sudo, no key
@@ -116,7 +113,7 @@ def test_instance_is_tagged_keyed_and_shut_down_means_terminate(env: Env) -> Non
     finally:
         provider.release(sandbox)
         provider.close()
-    assert sandbox.instance.id not in {i["InstanceId"] for i in live(env)}
+    assert instance.id not in {i["InstanceId"] for i in live(env)}
     names = {p["KeyName"] for p in env.ec2().describe_key_pairs()["KeyPairs"]}
     assert provider.tag + "-key" not in names
 
@@ -126,14 +123,13 @@ def test_capacity_errors_fall_through_subnets_and_types(env: Env, subnets: list[
     full = {(subnets[0], "c6i.large"), (subnets[0], "c5.large"), (subnets[1], "c6i.large")}
     calls = refuse(provider, lambda s, t: "InsufficientInstanceCapacity" if (s, t) in full else None)
     sandbox = provider.acquire(spec())
+    instance = provider.held[sandbox]
     try:
         assert calls == [
             *sorted(full, key=lambda st: (subnets.index(st[0]), st[1] != "c6i.large")),
             (subnets[1], "c5.large"),
         ]
-        data = env.ec2().describe_instances(InstanceIds=[sandbox.instance.id])["Reservations"][0][
-            "Instances"
-        ][0]
+        data = env.ec2().describe_instances(InstanceIds=[instance.id])["Reservations"][0]["Instances"][0]
         assert (data["SubnetId"], data["InstanceType"]) == (subnets[1], "c5.large")
     finally:
         provider.release(sandbox)
@@ -180,19 +176,19 @@ def test_sweep_removes_expired_instances_and_nothing_else(env: Env) -> None:
     provider = make(env)
     expired = provider.acquire(spec("old-run", expiry_s=-5))
     fresh = provider.acquire(spec("new-run"))
+    held = {sandbox: provider.held[sandbox] for sandbox in (expired, fresh)}
     for sandbox in (expired, fresh):  # a crash: never released
-        sandbox.on_close = None
+        provider.held.pop(sandbox)
         sandbox.close()
-    provider.live.clear()
     sweeper = AwsProvider(aws_options(env))
     removed = sweeper.sweep(None)
-    assert any(expired.instance.id in entry or expired.instance.name in entry for entry in removed)
+    assert any(held[expired].id in entry or held[expired].name in entry for entry in removed)
     ids = {i["InstanceId"] for i in live(env)}
-    assert expired.instance.id not in ids
-    assert fresh.instance.id in ids and foreign["InstanceId"] in ids
+    assert held[expired].id not in ids
+    assert held[fresh].id in ids and foreign["InstanceId"] in ids
     assert sweeper.sweep("new-run")
     ids = {i["InstanceId"] for i in live(env)}
-    assert fresh.instance.id not in ids and foreign["InstanceId"] in ids
+    assert held[fresh].id not in ids and foreign["InstanceId"] in ids
     provider.close()
     sweeper.close()
     ec2.terminate_instances(InstanceIds=[foreign["InstanceId"]])

@@ -42,7 +42,8 @@ def spec(run_id: str = "gcp-run", **extra: Any) -> SandboxSpec:
 def test_instance_has_labels_and_key_metadata_and_is_deleted(env: Env) -> None:
     provider = make(env)
     sandbox = provider.acquire(spec("My.Run"))
-    data = env.gce.instances[(sandbox.instance.where, sandbox.instance.name)]
+    instance = provider.held[sandbox]
+    data = env.gce.instances[(instance.where, instance.name)]
     assert data["labels"]["ale-managed"] == "true" and data["labels"]["ale-run-id"] == "my-run"
     assert int(data["labels"]["ale-expiry"]) > 0
     metadata = {item["key"]: item["value"] for item in data["metadata"]["items"]}
@@ -61,11 +62,12 @@ def test_stock_out_falls_through_to_the_next_zone(env: Env) -> None:
     env.gce.capacity_zones = {"fake-zone-a", "fake-zone-b"}
     provider = make(env)
     sandbox = provider.acquire(spec())
+    instance = provider.held[sandbox]
     try:
-        assert sandbox.instance.where == "fake-zone-c"
+        assert instance.where == "fake-zone-c"
         inserts = [path for action, path in env.gce.calls if action == "insert"]
         assert [p.split("/zones/")[1].split("/")[0] for p in inserts] == ZONES
-        assert list(env.gce.instances) == [("fake-zone-c", sandbox.instance.name)]
+        assert list(env.gce.instances) == [("fake-zone-c", instance.name)]
     finally:
         provider.release(sandbox)
         provider.close()
@@ -97,14 +99,14 @@ def test_sweep_removes_expired_instances_and_nothing_else(env: Env) -> None:
     provider = make(env)
     expired = provider.acquire(spec("old-run", expiry_s=-5))
     fresh = provider.acquire(spec("new-run"))
-    for sandbox in (expired, fresh):
-        sandbox.on_close = None
+    held = {sandbox: provider.held[sandbox] for sandbox in (expired, fresh)}
+    for sandbox in (expired, fresh):  # a crash: never released
+        provider.held.pop(sandbox)
         sandbox.close()
-    provider.live.clear()
     removed = make(env).sweep(None)
-    assert len(removed) == 1 and expired.instance.name in removed[0]
+    assert len(removed) == 1 and held[expired].name in removed[0]
     names = {name for _zone, name in env.gce.instances}
-    assert names == {"someone-elses-vm", "unmanaged-but-expiry", fresh.instance.name}
+    assert names == {"someone-elses-vm", "unmanaged-but-expiry", held[fresh].name}
     assert make(env).sweep("new-run")
     assert {name for _zone, name in env.gce.instances} == {"someone-elses-vm", "unmanaged-but-expiry"}
     provider.close()

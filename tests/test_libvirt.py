@@ -56,7 +56,8 @@ def domains() -> dict[str, bool]:
 def test_domain_overlay_seed_and_metadata_then_all_removed(env: Env) -> None:
     provider = make(env)
     sandbox = provider.acquire(spec("Lv.Run"))
-    name = sandbox.instance.name
+    instance = provider.held[sandbox]
+    name = instance.name
     domain = provider.conn.lookupByName(name)
     tree = ET.fromstring(domain.XMLDesc(0))
     assert tree.get("type") == "test"
@@ -64,7 +65,7 @@ def test_domain_overlay_seed_and_metadata_then_all_removed(env: Env) -> None:
     assert labels["ale-managed"] == "true" and labels["ale-run-id"] == "lv-run"
     volume = provider.conn.storagePoolLookupByName("default-pool").storageVolLookupByName(f"{name}.qcow2")
     assert "<backingStore>" in volume.XMLDesc(0) and "/default-pool/base.qcow2" in volume.XMLDesc(0)
-    seed = Path(sandbox.instance.data["seed"])
+    seed = Path(instance.data["seed"])
     files = read_seed(seed.read_bytes())
     assert files["user-data"].startswith("#cloud-config")
     user, agent = yaml.safe_load(files["user-data"])["users"]
@@ -86,15 +87,15 @@ def test_sweep_removes_expired_domains_and_nothing_else(env: Env) -> None:
     provider = make(env)
     expired = provider.acquire(spec("old-run", expiry_s=-5))
     fresh = provider.acquire(spec("new-run"))
-    for sandbox in (expired, fresh):
-        sandbox.on_close = None
+    held = {sandbox: provider.held[sandbox] for sandbox in (expired, fresh)}
+    for sandbox in (expired, fresh):  # a crash: never released
+        provider.held.pop(sandbox)
         sandbox.close()
-    provider.live.clear()
     removed = provider.sweep(None)
-    assert len(removed) == 1 and expired.instance.name in removed[0]
+    assert len(removed) == 1 and held[expired].name in removed[0]
     names = set(domains())
     assert "test" in names  # the driver's own domain is not ours
-    assert fresh.instance.name in names and expired.instance.name not in names
+    assert held[fresh].name in names and held[expired].name not in names
     assert provider.sweep("new-run")
-    assert fresh.instance.name not in domains()
+    assert held[fresh].name not in domains()
     provider.close()

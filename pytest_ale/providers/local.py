@@ -121,7 +121,9 @@ class LocalProvider(Provider):
         except OSError as exc:
             raise InfrastructureError(f"local provider: cannot create a workspace: {exc}") from exc
         uid = self._claim_uid(root) if self.bwrap and os.geteuid() == 0 else None
-        return LocalSandbox(spec, root, self.bwrap, self.options, agent_uid=uid)
+        sandbox = LocalSandbox(spec, root, self.bwrap, self.options, agent_uid=uid)
+        self.held[sandbox] = root
+        return sandbox
 
     def _claim_uid(self, root: Path) -> int:
         """A uid no other live sandbox holds: a lock file per uid in ``uids/``, naming the
@@ -141,10 +143,22 @@ class LocalProvider(Provider):
         raise InfrastructureError(f"local provider: no free agent uid in {claims}")
 
     def release(self, sandbox: Sandbox) -> None:
+        """Close the sandbox, kill what it still runs, remove its trial folder (and the
+        grader's scratch folder, in the host's ``/tmp`` without bubblewrap) and free its uid;
+        with ``keep`` the folder (and its uid's files) stay, for the sweep to free."""
+        root = self.held.pop(sandbox, None)
         sandbox.close()
-        if isinstance(sandbox, LocalSandbox) and sandbox.agent_uid is not None:
-            if sandbox.options.keep:
-                return  # the folder (and its uid's files) stay for debugging; the sweep frees it
+        if root is None or not isinstance(sandbox, LocalSandbox):
+            return
+        sandbox.kill_all()
+        if self.options.keep:
+            return
+        scratch = sandbox.grader_scratch_made
+        host_scratch = sandbox.to_host(scratch) if scratch else None
+        if host_scratch is not None:
+            shutil.rmtree(host_scratch, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+        if sandbox.agent_uid is not None:
             (self.base / "uids" / str(sandbox.agent_uid)).unlink(missing_ok=True)
 
     def sweep(self, run_id: str | None = None) -> list[str]:

@@ -300,13 +300,10 @@ class LocalSandbox(Sandbox):
             os.chmod(tmp, 0o755)
 
     def close(self) -> None:
-        if self.closed:
-            return
+        """Refuse commands from now on (one in flight ends as ``SandboxGoneError``); the
+        folder and its processes stay until ``LocalProvider.release``."""
         self.closed = True
         self.released.set()
-        self.kill_all()
-        if not self.options.keep:
-            shutil.rmtree(self.root, ignore_errors=True)
 
     def describe(self) -> str:
         how = "bubblewrap" if self.bwrap else "plain processes"

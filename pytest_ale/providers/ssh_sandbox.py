@@ -30,16 +30,15 @@ import contextlib
 import shlex
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ..errors import InfrastructureError, OutputOverCap, SandboxGoneError, StagingError
 from ..sandbox import ExecResult, Sandbox, SandboxSpec
 from ..staging import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_FILES, ExtractReport, safe_extract
 from .fence_shell import COUNT_UID, KILL_UID, QUARANTINE, SCRUB, quarantine_name
 from .processes import MARKER
-from .ssh import ConnectionDropped, SshSession
+from .ssh import Completed, ConnectionDropped, SshSession
 from .tar_shell import archive_result, archive_script
 
 EXEC_MARKER = "ALE_EXEC_ID"
@@ -77,30 +76,12 @@ echo "$u $g"
 CD_EXEC = 'cd "$0" 2>/dev/null || { echo "no such folder: $0" >&2; exit 127; }; exec "$@"'
 
 
-def socket_forwards(spec: SandboxSpec, remap: bool) -> tuple[dict[str, str], dict[str, str]]:
-    """Reverse forwards ``{remote_path: host_path}`` for ``spec.sockets``, and where each
-    socket appears in the sandbox. ``remap`` puts them in a fresh short folder under
-    ``/tmp`` (machines shared between trials; a Unix socket path must stay under 108 bytes)
-    instead of at the path the agent asked for."""
-    forwards: dict[str, str] = {}
-    paths: dict[str, str] = {}
-    folder = f"/tmp/ale-gw-{uuid.uuid4().hex[:8]}"
-    for n, (inside, host_path) in enumerate(spec.sockets.items()):
-        remote = f"{folder}/{n}-{inside.rstrip('/').rpartition('/')[2]}"[:100] if remap else inside
-        forwards[remote] = host_path
-        paths[inside] = remote
-    return forwards, paths
-
-
 class SshSandbox(Sandbox):
-    """A workspace on a machine reached over SSH."""
+    """A workspace on a machine reached over SSH (built by ``ssh_machine.open_sandbox``).
 
-    #: what the provider keeps with the sandbox (the VM instance, the static host's lock)
-    instance: Any = None
-    host_lock: Any = None
-    #: remove what the agent left in the shared temporary folders on close (a machine
-    #: that outlives the trial: a static host, VMs given a shared ``root``)
-    scrub_on_close = False
+    It owns its SSH connection only: ``close`` drops it, and the provider that holds the
+    machine ends the trial on it (``Provider.release``: fence, ``scrub``, remove folders,
+    the VM, the host lock), reconnecting first when the sandbox was closed already."""
 
     def __init__(
         self,
@@ -115,7 +96,6 @@ class SshSandbox(Sandbox):
         create_agent: bool = False,
         max_output_mb: float | None = None,
         max_output_files: int | None = None,
-        on_close: Callable[[SshSandbox], None] | None = None,
         name: str = "",
     ) -> None:
         self.marker = uuid.uuid4().hex
@@ -137,7 +117,6 @@ class SshSandbox(Sandbox):
             int(float(max_output_mb) * 1024**2) if max_output_mb else DEFAULT_MAX_OUTPUT_BYTES
         )
         self.max_output_files = int(max_output_files or DEFAULT_MAX_OUTPUT_FILES)
-        self.on_close = on_close
         self.name = name or session.target.label()
         self.closed = False
         if socket_paths is not None:
@@ -149,7 +128,7 @@ class SshSandbox(Sandbox):
         when ``create_agent``), or the login user's without one."""
         if self.agent_user is not None:
             args = (self.agent_user, self.workdir, self.scratch, self.home, "1" if self.create_agent else "0")
-            done = self._plain(_script(AGENT_SETUP, *args), timeout=120, root=True)
+            done = self.run_script(_script(AGENT_SETUP, *args), timeout=120, root=True)
             said = done.stdout.decode("utf-8", "replace").split()
             if done.exit_code != 0 or len(said) != 2:
                 raise InfrastructureError(
@@ -164,7 +143,7 @@ class SshSandbox(Sandbox):
             f"mkdir -p {dirs} 2>/dev/null || "
             f'{{ sudo -n mkdir -p {dirs} && sudo -n chown "$(id -u):$(id -g)" {dirs}; }}'
         )
-        done = self._plain(script, timeout=60)
+        done = self.run_script(script, timeout=60)
         if done.exit_code != 0:
             raise InfrastructureError(
                 f"{self.name}: cannot create {self.workdir} (not writable and no passwordless sudo): "
@@ -212,9 +191,9 @@ class SshSandbox(Sandbox):
         script = _script('mkdir -p "$1" && tar -x -p --no-same-owner -C "$1" -f -', dest)
         if self.agent_user is not None and not self.grading and self._agent_area(dest):
             script = f"exec {self._switch(self.agent_user)} /bin/sh -c {shlex.quote(script)}"
-            done = self._plain(script, stdin=data, timeout=3600)
+            done = self.run_script(script, stdin=data, timeout=3600)
         else:
-            done = self._plain(script, stdin=data, timeout=3600, root=True)
+            done = self.run_script(script, stdin=data, timeout=3600, root=True)
         if done.exit_code != 0:
             raise StagingError(
                 f"{self.name}: extracting into {dest} failed: "
@@ -222,7 +201,7 @@ class SshSandbox(Sandbox):
             )
 
     def get_archive(self, src: str) -> bytes:
-        done = self._plain(archive_script(src), timeout=3600, root=True)
+        done = self.run_script(archive_script(src), timeout=3600, root=True)
         return archive_result(self.name, src, done.exit_code, done.stdout, done.stderr)
 
     def collect(self, src: str, dest: Path) -> ExtractReport:
@@ -258,7 +237,7 @@ class SshSandbox(Sandbox):
             return self._kill(f"{MARKER}={self.marker}")
         uid = str(self._ids()[0])
         script = f"exec {self._switch(self.agent_user)} /bin/sh -c {shlex.quote(KILL_UID)} ale {uid}"
-        return _last_int(self._plain(script, timeout=60).stdout)
+        return _last_int(self.run_script(script, timeout=60).stdout)
 
     def agent_processes(self) -> int:
         if self.agent_user is None:
@@ -266,7 +245,7 @@ class SshSandbox(Sandbox):
             script = f"grep -Flzx {pattern} /proc/[0-9]*/environ 2>/dev/null | grep -c . || true"
         else:
             script = _script(COUNT_UID, str(self._ids()[0]))
-        done = self._plain(script, timeout=60, root=True)
+        done = self.run_script(script, timeout=60, root=True)
         try:
             return int(done.stdout.decode().split()[-1])
         except (ValueError, IndexError):
@@ -281,7 +260,7 @@ class SshSandbox(Sandbox):
         if self.agent_user is None:
             return
         script = _script(QUARANTINE, str(self._ids()[0]), quarantine_name(self.marker))
-        done = self._plain(script, timeout=600, root=True)
+        done = self.run_script(script, timeout=600, root=True)
         if done.exit_code != 0:
             raise InfrastructureError(
                 f"{self.name}: could not quarantine the agent's temporary files (exit {done.exit_code}): "
@@ -292,25 +271,25 @@ class SshSandbox(Sandbox):
         """Remove what the agent left in the shared temporary folders (a reused machine)."""
         if self.agent_user is not None and self.agent_ids is not None:
             script = _script(SCRUB, str(self.agent_ids[0]), quarantine_name(self.marker))
-            self._plain(script, timeout=600, root=True)
+            self.run_script(script, timeout=600, root=True)
         made = [self.grader_scratch_made, *{p.rpartition("/")[0] for p in self.socket_paths.values()}]
         ours = [f for f in made if f and f.startswith(("/tmp/ale-gw-", "/tmp/.ale-grader-"))]
         if ours:
-            self._plain("rm -rf -- " + shlex.join(ours), timeout=600, root=True)
+            self.run_script("rm -rf -- " + shlex.join(ours), timeout=600, root=True)
 
     def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            with contextlib.suppress(InfrastructureError):
-                self.kill_all()
-                if self.scrub_on_close:
-                    self.scrub()
-            if self.on_close is not None:
-                self.on_close(self)
-        finally:
-            self.closed = True
-            self.session.close()
+        """Drop the SSH connection; commands fail from now on. Safe to call twice."""
+        self.closed = True
+        self.session.close()
+
+    def reconnect(self) -> None:
+        """A fresh connection after ``close``, for the provider's teardown: the same machine,
+        its host key as pinned by the first connection, no socket doors."""
+        old = self.session
+        fresh = SshSession(old.target, loop=old.loop)
+        fresh.pinned = old.pinned
+        self.session = fresh
+        self.closed = False
 
     def describe(self) -> str:
         t = self.session.target
@@ -318,9 +297,13 @@ class SshSandbox(Sandbox):
         return f"ssh -p {t.port} {t.user}@{t.host}  (workspace {self.workdir}{agent}; {self.name})"
 
     # -- helpers -----------------------------------------------------------------------
-    def _plain(self, script: str, *, stdin: bytes = b"", timeout: float | None = None, root: bool = False):
-        """Run a harness-side script (no markers, so a timeout kill never hits it); ``root``
-        runs it through ``sudo`` when the login user is not root and may use it."""
+    def run_script(
+        self, script: str, *, stdin: bytes = b"", timeout: float | None = None, root: bool = False
+    ) -> Completed:
+        """Run a harness-side shell script as the login user (no markers, so a timeout kill
+        never hits it), for the providers' own work on the machine (emptying a folder,
+        removing a trial's folders); ``root`` runs it through ``sudo`` when the login user
+        is not root and may use it. ``SandboxGoneError`` when the connection drops."""
         command = self._rooted(script) if root else script
         try:
             return self.session.run(command, stdin=stdin, timeout=timeout)
@@ -364,7 +347,7 @@ class SshSandbox(Sandbox):
         )
 
     def _kill(self, pattern: str) -> int:
-        done = self._plain(KILL_SCRIPT.replace("{pattern}", shlex.quote(pattern)), timeout=60, root=True)
+        done = self.run_script(KILL_SCRIPT.replace("{pattern}", shlex.quote(pattern)), timeout=60, root=True)
         return _last_int(done.stdout)
 
 

@@ -41,6 +41,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -50,7 +51,8 @@ from ..errors import ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, run_id_matches
 from ..typed_options import GpuFlag, OptionsModel
 from .ssh import SshOptions, SshSession, SshTarget, ephemeral_key, load_private_key
-from .ssh_sandbox import SshSandbox, socket_forwards
+from .ssh_machine import end_sandbox, open_sandbox
+from .ssh_sandbox import SshSandbox
 
 UNSAFE_WORKDIRS = {"/", "/home", "/root", "/usr", "/etc", "/var", "/tmp", "/opt", "/bin", "/lib", "/boot"}
 HOST_RE = re.compile(r"^(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>\d+))?$")
@@ -158,6 +160,15 @@ class HostLock:
             self.fh = None
 
 
+@dataclass
+class Hold:
+    """What the provider keeps for a sandbox it holds: the host's lock, and the folder the
+    trial lives in (its trial root, or the workdir used as is)."""
+
+    lock: HostLock
+    folder: str
+
+
 class StaticProvider(Provider):
     """Existing machines over SSH, one trial per machine at a time."""
 
@@ -202,58 +213,52 @@ class StaticProvider(Provider):
     def acquire(self, spec: SandboxSpec) -> Sandbox:
         lock, (host, port, user) = self._lock()
         try:
-            session = SshSession(self._target(host, port, user))
             trial_root = None
-            workdir = spec.workdir
             if self.root:
                 expiry = int(time.time() + spec.expiry_s)
                 trial_root = f"{self.root}/ale-{_slug(spec.run_id)}-{expiry}-{uuid.uuid4().hex[:8]}"
-                workdir = trial_root + "/" + spec.workdir.strip("/")
-            elif os.path.normpath(workdir) in UNSAFE_WORKDIRS:
+            elif os.path.normpath(spec.workdir) in UNSAFE_WORKDIRS:
                 raise ConfigError(
-                    f"static provider: refusing to use {workdir} as a workspace on {host} (it is emptied "
-                    "after each trial); set `root:` in the preset"
+                    f"static provider: refusing to use {spec.workdir} as a workspace on {host} (it is "
+                    "emptied after each trial); set `root:` in the preset"
                 )
-            forwards, socket_paths = socket_forwards(spec, remap=trial_root is not None)
-            session.forwards = forwards
-            session.connect()
-            cleanup = self.options.cleanup
-            keep = self.options.keep
-
-            def on_close(sandbox: SshSandbox) -> None:
-                try:
-                    if keep:
-                        return
-                    gone = [trial_root or workdir, sandbox.scratch, sandbox.grader_scratch_made]
-                    gone += {p.rpartition("/")[0] for p in forwards}
-                    rm = "rm -rf " + " ".join(shlex.quote(g) for g in gone if g)
-                    sandbox._plain(rm, timeout=600, root=True)
-                    if cleanup:
-                        sandbox._plain(cleanup, timeout=600)
-                finally:
-                    sandbox.host_lock.release()
-
-            sandbox = SshSandbox(
+            sandbox = open_sandbox(
                 spec,
-                session,
-                workdir=workdir,
-                scratch=f"{trial_root}/tmp" if trial_root else None,
-                socket_paths=socket_paths,
-                sudo=self.options.sudo,
+                self._target(host, port, user),
+                trial_root=trial_root,
+                name=f"static host {user}@{host}:{port}",
                 agent_user=self.agent_user,
+                sudo=self.options.sudo,
                 max_output_mb=self.options.max_output_mb,
                 max_output_files=self.options.max_output_files,
-                on_close=on_close,
-                name=f"static host {user}@{host}:{port}",
+                empty_workdir=True,
             )
-            sandbox.host_lock = lock
-            sandbox.scrub_on_close = not keep
-            sandbox._plain(f"rm -rf {shlex.quote(workdir)}", timeout=600, root=True)
-            sandbox.prepare()
-            return sandbox
         except BaseException:
             lock.release()
             raise
+        self.held[sandbox] = Hold(lock, trial_root or sandbox.workdir)
+        return sandbox
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Fence the trial, then (unless ``keep``) scrub the host's temporary folders and
+        remove the trial's folders and socket doors, run ``cleanup``; the host's lock is
+        freed in every case."""
+        hold = self.held.pop(sandbox, None)
+        if hold is None or not isinstance(sandbox, SshSandbox):
+            sandbox.close()
+            return
+        try:
+            keep = self.options.keep
+            gone = [hold.folder, sandbox.scratch, sandbox.grader_scratch_made]
+            gone += sorted({p.rpartition("/")[0] for p in sandbox.socket_paths.values()})
+            end_sandbox(
+                sandbox,
+                scrub=not keep,
+                remove=[] if keep else gone,
+                cleanup=None if keep else self.options.cleanup,
+            )
+        finally:
+            hold.lock.release()
 
     def sweep(self, run_id: str | None = None) -> list[str]:
         """Remove expired (or ``run_id``'s) trial folders under ``root`` on every host."""

@@ -10,8 +10,9 @@ it and how to *list* what it made. This base does the rest the same way for all:
   seconds), so ``--ale-sweep`` finds what a crashed run left: by run id, or expired;
 - acquire = create, wait for an address, SSH in (retrying while the machine boots),
   create the workspace; any failure after creation deletes the instance before raising;
-- release deletes the instance, always (unless ``--ale-keep``); ``close`` deletes any
-  instance still held (a crash between acquire and release).
+- the provider holds each sandbox's instance (``held``); release fences the trial (and
+  scrubs a machine given a shared ``root``), then deletes the instance, always (unless
+  ``--ale-keep``); ``close`` releases every sandbox still held (an interrupted session).
 
 The agent runs as ``agent_user`` (default ``agent``): an unprivileged account without sudo
 or SSH key that the instance's boot creates (cloud-init, a startup script), and the
@@ -41,8 +42,9 @@ from pydantic import Field, model_validator
 
 from ..errors import AleError, ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
-from .ssh import SshOptions, SshSession, ephemeral_key, public_line
-from .ssh_sandbox import SshSandbox, socket_forwards
+from .ssh import SshOptions, ephemeral_key, public_line
+from .ssh_machine import end_sandbox, open_sandbox
+from .ssh_sandbox import SshSandbox
 
 MANAGED = "ale-managed"
 RUN_ID = "ale-run-id"
@@ -134,7 +136,6 @@ class VmProvider(Provider):
         self.public_key = public_line(self.key)
         self.ssh_user = self.options.ssh_user
         self.agent_user = self.options.agent_user
-        self.live: dict[str, Instance] = {}
 
     # -- hooks -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -182,14 +183,15 @@ class VmProvider(Provider):
             raise
         except Exception as exc:
             raise InfrastructureError(f"{self.name}: creating an instance failed: {exc}") from exc
-        self.live[instance.id] = instance
         try:
-            return self._connect(spec, instance)
+            sandbox = self._connect(spec, instance)
         except BaseException as exc:
             self._delete(instance)
             if isinstance(exc, AleError) or not isinstance(exc, Exception):
                 raise
             raise InfrastructureError(f"{self.name}: instance {instance.name} unusable: {exc}") from exc
+        self.held[sandbox] = instance
+        return sandbox
 
     def _connect(self, spec: SandboxSpec, instance: Instance) -> SshSandbox:
         boot = self.options.boot_timeout_s
@@ -198,32 +200,31 @@ class VmProvider(Provider):
         host = self.options.ssh_host.format(address=address)
         target = self.options.target(host, self.options.ssh_port, self.ssh_user, self.key)
         root = self.options.root.rstrip("/") + f"/{instance.name}" if self.options.root else None
-        workdir = f"{root}/{spec.workdir.strip('/')}" if root else spec.workdir
-        forwards, socket_paths = socket_forwards(spec, remap=root is not None)
-        session = SshSession(target, forwards)
-        session.connect(deadline_s=boot)
-        sandbox = SshSandbox(
+        return open_sandbox(
             spec,
-            session,
-            workdir=workdir,
-            scratch=f"{root}/tmp" if root else None,
-            socket_paths=socket_paths,
-            sudo=self.ssh_user != "root",
+            target,
+            trial_root=root,
+            name=f"{self.name} instance {instance.name} ({instance.where})",
             agent_user=self.agent_user,
             create_agent=True,
+            sudo=self.ssh_user != "root",
             max_output_mb=self.options.max_output_mb,
             max_output_files=self.options.max_output_files,
-            on_close=lambda _sandbox: self._delete(instance),
-            name=f"{self.name} instance {instance.name} ({instance.where})",
+            connect_s=boot,
         )
-        sandbox.instance = instance
-        sandbox.scrub_on_close = root is not None and not self.options.keep  # a shared machine
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Fence the trial (and scrub a machine given a shared ``root``), close the
+        connection, then delete the instance; ``keep`` keeps it (and its files)."""
+        instance = self.held.pop(sandbox, None)
+        if instance is None or not isinstance(sandbox, SshSandbox):
+            sandbox.close()
+            return
         try:
-            sandbox.prepare()
-        except BaseException:
-            session.close()
-            raise
-        return sandbox
+            shared = bool(self.options.root) and not self.options.keep
+            end_sandbox(sandbox, scrub=shared)
+        finally:
+            self._delete(instance)
 
     def _delete(self, instance: Instance) -> None:
         if self.options.keep:
@@ -238,20 +239,17 @@ class VmProvider(Provider):
                 ),
                 stacklevel=2,
             )
-            return
-        self.live.pop(instance.id, None)
 
     def sweep(self, run_id: str | None = None) -> list[str]:
         removed = []
         for instance, labels in self.list_managed():
             if sweepable(labels, run_id):
                 self.delete(instance)
-                self.live.pop(instance.id, None)
                 removed.append(f"{instance.name} ({instance.where})")
         return removed
 
     def close(self) -> None:
-        for instance in list(self.live.values()):
-            self._delete(instance)
+        """Release every sandbox still held (deleting its instance), then ``cleanup``."""
+        super().close()
         with contextlib.suppress(Exception):
             self.cleanup()

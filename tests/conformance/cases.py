@@ -5,10 +5,11 @@ A new provider joins with one line in ``CASES`` (its factory may live anywhere):
     Case("docker", make_docker, skip=docker_skip),
 
 ``make(env, **options)`` builds a ready provider, ``options`` added to its preset (its data
-path wired to the loopback sshd where it is a VM provider); ``gone(env, sandbox)`` says
-whether a released sandbox left nothing behind (checked in the control plane's own state:
-moto, the GCE fake, libvirt); ``skip()`` gives a reason to skip (missing engine), unless
-``ALE_REQUIRE_<NAME>=1``.
+path wired to the loopback sshd where it is a VM provider); ``gone(env, provider, held)``
+says whether what the provider held for a sandbox (``provider.held[sandbox]`` right after
+``acquire``: its trial folder, container, instance, host lock) is gone, checked in the
+control plane's own state (the engine, moto, the GCE fake, libvirt); ``skip()`` gives a
+reason to skip (missing engine), unless ``ALE_REQUIRE_<NAME>=1``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_ale.sandbox import Provider, Sandbox
+from pytest_ale.sandbox import Provider
 
 from .env import Env
 from .sshd import available as sshd_unavailable
@@ -29,7 +30,7 @@ from .sshd import available as sshd_unavailable
 class Case:
     name: str
     make: Callable[..., Provider]
-    gone: Callable[[Env, Sandbox], bool] = lambda env, sandbox: True
+    gone: Callable[[Env, Provider, Any], bool] = lambda env, provider, held: True
     skip: Callable[[], str | None] = lambda: None
     #: sweep without a run id removes only expired sandboxes (local removes every one)
     expiry_sweep: bool = True
@@ -64,8 +65,9 @@ def make_local(env: Env, **extra: Any) -> Provider:
     return LocalProvider({"root": str(env.folder("local")), **extra})
 
 
-def local_gone(env: Env, sandbox: Any) -> bool:
-    return not Path(sandbox.root).exists()
+def local_gone(env: Env, provider: Provider, held: Any) -> bool:
+    """The trial folder is gone."""
+    return not Path(held).exists()
 
 
 # -- static --------------------------------------------------------------------------------
@@ -100,9 +102,9 @@ def make_static(env: Env, **extra: Any) -> Provider:
     return StaticProvider(static_options(env, **extra))
 
 
-def ssh_gone(env: Env, sandbox: Any) -> bool:
-    """The trial's folders on the (loopback) machine are gone."""
-    return not Path(sandbox.workdir).exists() and not Path(sandbox.scratch).exists()
+def static_gone(env: Env, provider: Provider, held: Any) -> bool:
+    """The trial's folder on the (loopback) machine is gone, and the host's lock is free."""
+    return not Path(held.folder).exists() and held.lock.fh is None
 
 
 # -- aws (moto_server on loopback, data path through the real sshd) ----------------------
@@ -144,8 +146,8 @@ def aws_state(env: Env, instance_id: str) -> str:
     return reply["Reservations"][0]["Instances"][0]["State"]["Name"]
 
 
-def aws_gone(env: Env, sandbox: Any) -> bool:
-    return aws_state(env, sandbox.instance.id) in ("shutting-down", "terminated")
+def aws_gone(env: Env, provider: Provider, held: Any) -> bool:
+    return aws_state(env, held.id) in ("shutting-down", "terminated")
 
 
 # -- gcp (the loopback GCE fake, data path through the real sshd) -------------------------
@@ -168,9 +170,8 @@ def make_gcp(env: Env, **extra: Any) -> Provider:
     return GcpProvider(gcp_options(env, **extra))  # the fake's "guest agent" authorizes the key
 
 
-def gcp_gone(env: Env, sandbox: Any) -> bool:
-    instance = sandbox.instance
-    return (instance.where, instance.name) not in env.gce.instances
+def gcp_gone(env: Env, provider: Provider, held: Any) -> bool:
+    return (held.where, held.name) not in env.gce.instances
 
 
 # -- libvirt (the in-process test:///default driver, data path through the real sshd) -----
@@ -193,7 +194,7 @@ def make_libvirt(env: Env, **extra: Any) -> Provider:
     return provider
 
 
-def libvirt_gone(env: Env, sandbox: Any) -> bool:
+def libvirt_gone(env: Env, provider: Provider, held: Any) -> bool:
     import libvirt
 
     conn = libvirt.open("test:///default")
@@ -202,7 +203,7 @@ def libvirt_gone(env: Env, sandbox: Any) -> bool:
         volumes = conn.storagePoolLookupByName("default-pool").listVolumes()
     finally:
         conn.close()
-    name = sandbox.instance.name
+    name = held.name
     return name not in names and f"{name}.qcow2" not in volumes
 
 
@@ -212,14 +213,14 @@ def make_docker(env: Env, **extra: Any) -> Provider:
     return DockerProvider(extra)
 
 
-def docker_gone(env: Env, sandbox: Any) -> bool:
+def docker_gone(env: Env, provider: Any, held: Any) -> bool:
     """The container is gone from the engine (removal runs in the background: wait for it)."""
     import docker
 
-    sandbox.provider.guard.wait()
+    provider.guard.wait()
     client = docker.from_env(timeout=30)
     try:
-        return not client.api.containers(all=True, filters={"id": sandbox.id})
+        return not client.api.containers(all=True, filters={"id": held})
     finally:
         client.close()
 
@@ -237,7 +238,7 @@ def docker_skip() -> str | None:
 
 CASES: list[Case] = [
     Case("local", make_local, local_gone, background_survives_exec=False),
-    Case("static", make_static, ssh_gone, skip=_module_missing("asyncssh")),
+    Case("static", make_static, static_gone, skip=_module_missing("asyncssh")),
     Case("aws", make_aws, aws_gone, skip=_module_missing("asyncssh", "boto3", "moto")),
     Case("gcp", make_gcp, gcp_gone, skip=_module_missing("asyncssh", "google.cloud.compute_v1")),
     Case("libvirt", make_libvirt, libvirt_gone, skip=_module_missing("asyncssh", "libvirt", "pycdlib")),

@@ -2,7 +2,9 @@
 
 exec (exit codes, stdout/stderr, env, cwd, stdin, argv quoting), timeouts that kill the
 whole process tree, a staging round trip (modes, symlinks, nested folders, binary data),
-fencing, the host-socket door, release leaving nothing behind, and sweep.
+fencing, the host-socket door, the one teardown path (``Provider.release`` removes
+everything, twice is harmless, ``Sandbox.close`` alone removes nothing, ``Provider.close``
+releases what is still held), and sweep.
 """
 
 from __future__ import annotations
@@ -182,37 +184,79 @@ def test_host_socket_reaches_the_sandbox(provider: Provider, case: Case, tmp_pat
 
 def test_release_leaves_nothing_behind(provider: Provider, case: Case, env: Env) -> None:
     sandbox = provider.acquire(spec_for(case))
+    held = provider.held[sandbox]
     sandbox.sh("setsid sleep 300 >/dev/null 2>&1 &")
+    assert not case.gone(env, provider, held)
     provider.release(sandbox)
+    assert sandbox not in provider.held
+    assert case.gone(env, provider, held)
     provider.release(sandbox)  # twice is harmless
-    assert case.gone(env, sandbox)
+    sandbox.close()  # and so is closing a released sandbox
+    assert case.gone(env, provider, held)
     with pytest.raises(InfrastructureError):
         sandbox.exec(["true"])
 
 
-def _abandon(sandbox: Sandbox) -> None:
-    """What a crashed worker leaves: the sandbox is never released."""
-    if hasattr(sandbox, "on_close"):
-        lock = getattr(sandbox, "host_lock", None)
-        sandbox.on_close = None
-        sandbox.close()
-        if lock is not None:
-            lock.release()
+def test_close_alone_drops_the_transport_and_tears_nothing_down(
+    provider: Provider, case: Case, env: Env
+) -> None:
+    """``Sandbox.close`` only drops the sandbox's own connection or handle: the provider
+    still holds the sandbox, nothing is removed, and its release still removes everything."""
+    sandbox = provider.acquire(spec_for(case))
+    held = provider.held[sandbox]
+    assert sandbox.sh("setsid sleep 300 >/dev/null 2>&1 &").ok
+    sandbox.close()
+    sandbox.close()  # idempotent
+    with pytest.raises(InfrastructureError):
+        sandbox.exec(["true"])
+    assert provider.held.get(sandbox) is held
+    assert not case.gone(env, provider, held)
+    provider.release(sandbox)
+    assert sandbox not in provider.held
+    assert case.gone(env, provider, held)
+
+
+def test_provider_close_releases_what_it_still_holds(case: Case, env: Env) -> None:
+    """The session's end (``Provider.close``) releases every sandbox still held, each through
+    ``release``: an interrupted trial's sandbox does not outlive its session."""
+    provider = case.make(env)
+    try:
+        sandbox = provider.acquire(spec_for(case))
+        held = provider.held[sandbox]
+        assert sandbox.sh("setsid sleep 300 >/dev/null 2>&1 &").ok
+    finally:
+        provider.close()
+    assert not provider.held
+    assert case.gone(env, provider, held)
+    provider.release(sandbox)  # after the session's end: still harmless
+    provider.close()
+
+
+def _abandon(provider: Provider, sandbox: Sandbox) -> None:
+    """What a crashed worker leaves: the sandbox is never released. Its process is gone, and
+    with it what only that process held: its connection, a static host's lock."""
+    held = provider.held.pop(sandbox)
+    sandbox.close()
+    lock = getattr(held, "lock", None)
+    if lock is not None:
+        lock.release()
 
 
 def test_sweep_by_run_id_removes_that_run_only(provider: Provider, case: Case, env: Env) -> None:
     crashed = provider.acquire(spec_for(case, run_id=f"crashed-{uuid.uuid4().hex[:6]}"))
-    _abandon(crashed)
+    crashed_held = provider.held[crashed]
+    _abandon(provider, crashed)
     other = provider.acquire(spec_for(case, run_id="other-run"))
+    other_held = provider.held[other]
     try:
         removed = provider.sweep(crashed.spec.run_id)
         assert len(removed) >= 1
-        assert case.gone(env, crashed)
-        assert not case.gone(env, other)
+        assert case.gone(env, provider, crashed_held)
+        assert not case.gone(env, provider, other_held)
         assert other.exec(["true"]).ok
     finally:
         provider.release(other)
-    assert case.gone(env, other)
+    assert case.gone(env, provider, other_held)
 
 
 def test_sweep_by_run_id_takes_its_xdist_workers_sandboxes(provider: Provider, case: Case, env: Env) -> None:
@@ -221,13 +265,14 @@ def test_sweep_by_run_id_takes_its_xdist_workers_sandboxes(provider: Provider, c
     run = f"xd{uuid.uuid4().hex[:6]}"
     crashed = []
     for n in (0, 1):  # one at a time: a static host holds one sandbox
-        crashed.append(provider.acquire(spec_for(case, run_id=f"{run}@gw{n}")))
-        _abandon(crashed[-1])
+        sandbox = provider.acquire(spec_for(case, run_id=f"{run}@gw{n}"))
+        crashed.append(provider.held[sandbox])
+        _abandon(provider, sandbox)
     other = provider.acquire(spec_for(case, run_id=f"{run}x@gw0"))
     try:
         assert len(provider.sweep(run)) >= 2
-        assert all(case.gone(env, sandbox) for sandbox in crashed)
-        assert not case.gone(env, other)
+        assert all(case.gone(env, provider, held) for held in crashed)
+        assert not case.gone(env, provider, provider.held[other])
     finally:
         provider.release(other)
 
@@ -236,12 +281,13 @@ def test_sweep_without_run_id_removes_expired_only(provider: Provider, case: Cas
     if not case.expiry_sweep:
         pytest.skip(f"{case.name} has no expiry: its sweep removes every leftover")
     expired = provider.acquire(spec_for(case, run_id="expired-run", expiry_s=-60))
-    _abandon(expired)
+    expired_held = provider.held[expired]
+    _abandon(provider, expired)
     fresh = provider.acquire(spec_for(case, run_id="fresh-run"))
     try:
         removed = provider.sweep(None)
         assert removed
-        assert case.gone(env, expired)
-        assert not case.gone(env, fresh)
+        assert case.gone(env, provider, expired_held)
+        assert not case.gone(env, provider, provider.held[fresh])
     finally:
         provider.release(fresh)

@@ -1,10 +1,13 @@
-"""Releasing containers always: a registry of live ones, removed on SIGINT/SIGTERM and exit.
+"""Removing containers always: the removals the provider owes, run in the background, and
+finished on SIGINT/SIGTERM and at exit.
 
-A trial's ``finally`` releases its container; this catches what ``finally`` cannot: a
-SIGTERM (which Python does not turn into an exception), and process exit with removals
-still pending. The handlers remove every live container of this process, then hand the
-signal on (``KeyboardInterrupt`` for SIGINT, the default action for SIGTERM). What a
-SIGKILL leaves behind carries an expiry label for ``--ale-sweep``.
+A trial's ``finally`` releases its sandbox (``DockerProvider.release``), which hands its
+container's removal to this guard; the guard catches what ``finally`` cannot: a SIGTERM
+(which Python does not turn into an exception), and process exit with removals still
+pending. Then it has the provider release every sandbox it still holds (``stop``: through
+``Provider.release``, removing at once), removes what is still owed, and hands the signal
+on (``KeyboardInterrupt`` for SIGINT, the default action for SIGTERM). What a SIGKILL
+leaves behind carries an expiry label for ``--ale-sweep``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ContainerGuard:
-    """Tracks the containers one provider started and removes them, whatever happens."""
+    """The removals one provider owes (containers it started and has not removed yet), done
+    whatever happens. ``remove`` removes one container; ``stop`` releases every sandbox the
+    provider still holds (``Provider.release_held``)."""
 
-    def __init__(self, remove: Callable[[str], None]) -> None:
+    def __init__(self, remove: Callable[[str], None], stop: Callable[[], None] | None = None) -> None:
         self._remove = remove
+        self._stop = stop
         self._live: dict[str, str] = {}
         # re-entrant: the signal handler takes it in the main thread, which the signal may
         # have interrupted while holding it (a plain Lock deadlocked the process for good)
@@ -36,6 +42,8 @@ class ContainerGuard:
         self._previous: dict[int, Any] = {}
         self._installed = False
         self._closed = False
+        #: set while a signal or the exit finishes the removals: every removal runs at once
+        self._stopping = False
         atexit.register(self.release_all)
 
     # -- bookkeeping -------------------------------------------------------------------
@@ -55,7 +63,7 @@ class ContainerGuard:
     def release(self, container_id: str, *, wait: bool = False) -> None:
         """Remove one container; in the background unless ``wait`` (the trial goes on)."""
         with self._lock:
-            if not wait and not self._closed:
+            if not wait and not self._closed and not self._stopping:
                 self._pending = [f for f in self._pending if not f.done()]
                 self._pending.append(self._pool.submit(self._remove_now, container_id))
                 return
@@ -76,11 +84,19 @@ class ContainerGuard:
                 future.result(timeout=60)
 
     def release_all(self) -> None:
-        """Wait for background removals, then remove whatever is still live."""
-        self.wait()
-        for container_id in self.live():
-            with contextlib.suppress(Exception):
-                self._remove_now(container_id)
+        """Have the provider release what it still holds (removing at once), wait for the
+        background removals, then remove whatever is still owed."""
+        stopping, self._stopping = self._stopping, True
+        try:
+            if self._stop is not None:
+                with contextlib.suppress(Exception):
+                    self._stop()
+            self.wait()
+            for container_id in self.live():
+                with contextlib.suppress(Exception):
+                    self._remove_now(container_id)
+        finally:
+            self._stopping = stopping
 
     def close(self) -> None:
         with self._lock:
@@ -107,9 +123,7 @@ class ContainerGuard:
         self._installed = False
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        for container_id in self.live():
-            with contextlib.suppress(Exception):
-                self._remove_now(container_id)
+        self.release_all()
         previous = self._previous.get(signum, signal.SIG_DFL)
         if callable(previous):
             previous(signum, frame)

@@ -114,7 +114,7 @@ class DockerProvider(Provider):
         self._client: Any = None
         self._image_checked = False
         self._ncpu: int | None = None
-        self.guard = ContainerGuard(self._remove)
+        self.guard = ContainerGuard(self.remove, stop=self.release_held)
 
     @property
     def client(self) -> Any:
@@ -154,14 +154,16 @@ class DockerProvider(Provider):
             raise InfrastructureError(f"docker could not create a container from {image}: {exc}") from exc
         container_id = created["Id"]
         _open_sockets(spec.sockets.values())
+        sandbox = DockerSandbox(spec, api, self.options, container_id, name)
+        self.held[sandbox] = container_id
         if not self.options.keep:
             self.guard.add(container_id, name)
         try:
             api.start(container_id)
         except APIError as exc:
-            self.guard.release(container_id, wait=True)
+            self.release(sandbox)
             raise InfrastructureError(f"docker could not start container {name}: {exc}") from exc
-        return DockerSandbox(spec, self, container_id, name)
+        return sandbox
 
     def _labels(self, spec: SandboxSpec) -> dict[str, str]:
         expires = int(time.time() + int(spec.expiry_s or self.options.expiry_s))
@@ -211,14 +213,15 @@ class DockerProvider(Provider):
 
     # -- release -----------------------------------------------------------------------
     def release(self, sandbox: Sandbox) -> None:
+        """Close the sandbox and have its container removed (in the background while the
+        run goes on, at once on a signal or at the session's end); kept with ``keep``."""
+        container_id = self.held.pop(sandbox, None)
         sandbox.close()
+        if container_id is not None and not self.options.keep:
+            self.guard.release(container_id)
 
-    def _release(self, sandbox: DockerSandbox) -> None:
-        if self.options.keep:
-            return
-        self.guard.release(sandbox.id)
-
-    def _remove(self, container_id: str) -> None:
+    def remove(self, container_id: str) -> None:
+        """Remove one container (and its anonymous volumes) now; one already gone is fine."""
         from docker.errors import NotFound
 
         with contextlib.suppress(NotFound):
@@ -236,12 +239,14 @@ class DockerProvider(Provider):
             else:
                 doomed, why = expired(labels.get(EXPIRY_LABEL), now), "expired"
             if doomed:
-                self._remove(info["Id"])
+                self.remove(info["Id"])
                 names = ",".join(n.lstrip("/") for n in info.get("Names") or [])
                 removed.append(f"container {names or info['Id'][:12]} ({why})")
         return removed
 
     def close(self) -> None:
+        """Release every sandbox still held, finish the removals, drop the engine client."""
+        super().close()
         self.guard.close()
         if self._client is not None:
             with contextlib.suppress(Exception):

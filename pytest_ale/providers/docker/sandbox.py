@@ -1,5 +1,5 @@
 """``DockerSandbox``: one trial's container, driven through the Docker SDK's exec and
-archive APIs (see ``docker.py`` for the provider that makes them).
+archive APIs (see ``provider.py`` for the provider that makes, holds and removes them).
 
 Commands run as the agent user (uid 1000, no capabilities) with an environment marker so
 a timeout can kill their whole tree; the fence kills every process of the agent's uid
@@ -17,7 +17,7 @@ import tarfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import InfrastructureError, StagingError
 from ...sandbox import ExecResult, Sandbox, SandboxSpec
@@ -28,9 +28,6 @@ from .archive import contents, one_file, restamp
 from .client import ContainerDiedError
 from .collect import collect_output
 from .commands import FENCE_ALL, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
-
-if TYPE_CHECKING:
-    from .provider import DockerProvider
 
 #: staged folders bigger than this are streamed from disk; smaller ones go in memory
 STREAM_FROM_BYTES = 32 * 1024**2
@@ -49,13 +46,13 @@ class DockerSandbox(Sandbox):
 
     grader_user = "root"
 
-    def __init__(self, spec: SandboxSpec, provider: DockerProvider, container_id: str, name: str) -> None:
+    def __init__(self, spec: SandboxSpec, api: Any, opts: Any, container_id: str, name: str) -> None:
+        """``api``: the engine's low-level client; ``opts``: the provider's ``DockerOptions``."""
         super().__init__(spec, spec.workdir, scratch="/tmp")
-        self.provider = provider
-        self.api = provider.client.api
+        #: the engine's low-level API client (the provider's; ``close`` drops this handle)
+        self.api: Any = api
         self.id = container_id
         self.name = name
-        opts = provider.options
         self.user, self.uid, self.gid = opts.user, opts.uid, opts.gid
         self.home = "/root" if self.user == "root" else f"/home/{self.user}"
         self.max_input = opts.max_input_mb * 1024**2
@@ -365,13 +362,25 @@ class DockerSandbox(Sandbox):
         return InfrastructureError(f"docker engine error on container {self.name}: {exc}")
 
     def close(self) -> None:
+        """Drop the engine handle: every call fails from now on. The container stays until
+        ``DockerProvider.release`` removes it."""
         if self.closed:
             return
         self.closed = True
-        self.provider._release(self)
+        self.api = _Released(self.name)
 
     def describe(self) -> str:
         return f"docker container {self.name}: enter it with `docker exec -it {self.id[:12]} bash`"
+
+
+class _Released:
+    """What a closed sandbox holds instead of the engine's API: every call is refused."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        raise InfrastructureError(f"the docker sandbox {self.name} was already released")
 
 
 def _related(a: str, b: str) -> bool:

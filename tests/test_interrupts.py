@@ -244,7 +244,10 @@ GUARD = """
 import os, signal, time
 from pytest_ale.providers.docker.guard import ContainerGuard
 
-guard = ContainerGuard(lambda container: print("removed", container, flush=True))
+guard = ContainerGuard(
+    lambda container: print("removed", container, flush=True),
+    stop=lambda: print("the provider released what it held", flush=True),
+)
 guard.add("c1", "ale-c1")
 with guard._lock:  # the main thread is inside add/forget/live when SIGTERM lands
     os.kill(os.getpid(), signal.SIGTERM)
@@ -254,9 +257,11 @@ print("SIGTERM did not end the process", flush=True)
 
 
 def test_the_docker_guard_removes_its_containers_on_a_signal_that_lands_while_it_holds_its_lock() -> None:
-    """The guard's SIGTERM/SIGINT handler takes the guard's lock in the main thread, which the
-    signal may have interrupted while holding it: with a plain lock the process hung for good
-    (and ignored every later SIGTERM), its worker never released the run."""
+    """The guard's SIGTERM/SIGINT handler has the provider release what it holds (through
+    ``Provider.release``), then removes what is still owed; it takes the guard's lock in the
+    main thread, which the signal may have interrupted while holding it: with a plain lock
+    the process hung for good (and ignored every later SIGTERM), its worker never released
+    the run."""
     proc = subprocess.Popen([sys.executable, "-c", GUARD], stdout=subprocess.PIPE, text=True)
     try:
         out, _ = proc.communicate(timeout=20)
@@ -264,5 +269,5 @@ def test_the_docker_guard_removes_its_containers_on_a_signal_that_lands_while_it
         proc.kill()
         out, _ = proc.communicate()
         pytest.fail(f"the process deadlocked in the guard's signal handler: {out!r}")
-    assert out.splitlines() == ["removed c1"]
+    assert out.splitlines() == ["the provider released what it held", "removed c1"]
     assert proc.returncode == -signal.SIGTERM

@@ -2,10 +2,10 @@
 by trial items (``trial.py``) and the public fixtures (``fixtures.py``).
 
 A lease labels its sandbox with the run (``RUN@gwN`` on an xdist worker, so the
-controller can sweep what a dead worker held) and the test id, and its release always
-ends in ``Provider.release``: the grader's scratch folder is removed first (unless the
-sandbox is kept for debugging, ``--ale-keep``), and whatever that does, the provider gets
-the sandbox back. Releasing twice releases once.
+controller can sweep what a dead worker held) and the test id, and its release is
+``Provider.release``, the one teardown path (which removes the grader's scratch folder
+too, unless the sandbox is kept for debugging, ``--ale-keep``). Releasing twice releases
+once.
 """
 
 from __future__ import annotations
@@ -32,8 +32,4 @@ class Lease:
         sandbox, self.sandbox = self.sandbox, None
         if sandbox is None:
             return
-        try:
-            if not self.keep:
-                sandbox.discard_grader_scratch()
-        finally:
-            self.provider.release(sandbox)
+        self.provider.release(sandbox)

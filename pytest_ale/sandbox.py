@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import AleError, InfrastructureError
+from .errors import InfrastructureError
 from .staging import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_OUTPUT_FILES,
@@ -176,17 +176,6 @@ class Sandbox(abc.ABC):
     def grader_scratch_made(self) -> str | None:
         """The grader's scratch folder, once ``grader_scratch`` made it."""
         return getattr(self, "_grader_scratch", None)
-
-    def discard_grader_scratch(self) -> None:
-        """Remove the grader's scratch folder, if one was made (a static machine's ``/tmp``
-        outlives the sandbox); a sandbox already gone has nothing left to remove."""
-        folder = self.grader_scratch_made
-        self._grader_scratch = None
-        if folder is not None:
-            with contextlib.suppress(AleError, OSError):
-                self.exec(
-                    ["rm", "-rf", "--", folder], user=self.grader_user, env=GRADER_ENV, cwd="/", timeout=60
-                )
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -206,5 +206,9 @@ def _key_values(items: list[str], option: str) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{option} takes KEY=VALUE, not {item!r}")
-        result[key.strip()] = yaml.safe_load(raw) if raw else ""
+        try:
+            result[key.strip()] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{option} {item!r}: the value is not valid YAML ({problem})") from None
     return result

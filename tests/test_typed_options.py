@@ -88,6 +88,8 @@ def test_agent_opt_overrides_the_preset_for_every_agent(
     assert "agent 'oracle': Unknown option 'install_timeout' (from --ale-agent-opt)" in err
     run = pytester.runpytest(*common, "--ale-agent-opt=version")
     assert "--ale-agent-opt takes KEY=VALUE, not 'version'" in _stopped(run, sandboxes)
+    run = pytester.runpytest(*common, "--ale-agent-opt=args=[--fast")
+    assert "--ale-agent-opt 'args=[--fast': the value is not valid YAML" in _stopped(run, sandboxes)
 
 
 def test_options_from_the_ini_file_are_checked_too(pytester: pytest.Pytester, make_task) -> None:

@@ -162,7 +162,8 @@ def test_a_gpu_task_on_gcp_gets_an_accelerator() -> None:
         provider = GcpProvider(gcp_options(env))
         sandbox = provider.acquire(SandboxSpec(run_id="gpu-run", trial_id="t::gpu", gpu=True))
         try:
-            data = env.gce.instances[(sandbox.instance.where, sandbox.instance.name)]
+            instance = provider.held[sandbox]
+            data = env.gce.instances[(instance.where, instance.name)]
             assert data["machineType"].endswith("/machineTypes/n1-standard-4")
             assert data["guestAccelerators"] == [
                 {
@@ -175,7 +176,8 @@ def test_a_gpu_task_on_gcp_gets_an_accelerator() -> None:
             provider.release(sandbox)
         plain = provider.acquire(SandboxSpec(run_id="cpu-run", trial_id="t::cpu"))
         try:
-            data = env.gce.instances[(plain.instance.where, plain.instance.name)]
+            instance = provider.held[plain]
+            data = env.gce.instances[(instance.where, instance.name)]
             assert data["machineType"].endswith("/machineTypes/e2-standard-4")
             assert "guestAccelerators" not in data
         finally:

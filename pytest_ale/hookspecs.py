@@ -38,6 +38,9 @@ def pytest_ale_make_provider(config: pytest.Config, preset: Preset) -> Provider 
     ``preset`` is the resolved ``--ale-provider`` (its ``name``, ``kind`` and ``options``,
     ``--ale-provider-opt`` and ``--ale-keep`` merged in). Return a ``Provider`` to supply
     it (the first one returned wins), or ``None`` to leave it to the registered ``kind``.
+    The options are the preset's as written (a mapping): a registered kind's were checked
+    against its ``Options`` at configure time; a provider the hook makes checks them
+    against its own ``Options`` when constructed from them (``typed_options``).
     """
 
 

@@ -232,6 +232,18 @@ def test_provider_close_releases_what_it_still_holds(case: Case, env: Env) -> No
     provider.close()
 
 
+def test_release_after_a_sweep_removed_it_is_harmless(provider: Provider, case: Case, env: Env) -> None:
+    """A forced sweep (``--ale-sweep-force``) may remove a sandbox its trial still holds: the
+    trial's release then finds it gone and ends quietly, freeing what is left (a host lock)."""
+    run = f"swept-{uuid.uuid4().hex[:6]}"
+    sandbox = provider.acquire(spec_for(case, run_id=run))
+    held = provider.held[sandbox]
+    assert provider.sweep(run)
+    provider.release(sandbox)
+    assert sandbox not in provider.held
+    assert case.gone(env, provider, held)
+
+
 def _abandon(provider: Provider, sandbox: Sandbox) -> None:
     """What a crashed worker leaves: the sandbox is never released. Its process is gone, and
     with it what only that process held: its connection, a static host's lock."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import OutputOverCap, StagingError
 from ...staging import ExtractReport, safe_extract
-from ..tar_shell import archive_result, archive_script
+from ..tar_shell import archive_result
 from .archive import ChunkReader, stripped
 
 if TYPE_CHECKING:
@@ -45,8 +45,7 @@ def collect_output(sandbox: DockerSandbox, src: str, dest: Path) -> ExtractRepor
     # headers of every member allowed, generously, on top of the content cap
     limit = sandbox.max_output_bytes + (sandbox.max_output_files + 1) * 8192 + 64 * 1024**2
     with tempfile.TemporaryFile(prefix="ale-collect-") as spool:
-        script = ["/bin/sh", "-c", archive_script(src)]
-        done = sandbox._run(script, "root", {}, "/", 3600, max_stdout=limit, stdout_file=spool)
+        done = sandbox.tar_to_file(src, spool, limit)
         archive_result(sandbox.name, src, done.exit_code, b"", done.stderr)
         if spool.tell() >= limit:
             raise OutputOverCap(f"{src}: its archive exceeds {limit // 1024**2} MiB ({caps_named(sandbox)})")

@@ -111,7 +111,7 @@ def main() -> None:
         gateway.close_trial(trial)
         gateway.stop()
         upstream.stop()
-    assert trial.meter.requests >= 2 * args.calls, "the gateway metered every call"
+    assert trial.meter.usage.requests >= 2 * args.calls, "the gateway metered every call"
 
     rows = [
         ("direct to the loopback upstream", direct),

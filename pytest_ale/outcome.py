@@ -16,7 +16,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .gateway.wire import Usage
+
 STATUSES = ("passed", "failed", "timeout", "oom", "budget", "error")
+#: the usage fields of a results.jsonl record, as they always were; ``cache_tokens`` (read
+#: + write) is kept for older readers, the request count travels as ``ale_model_requests``
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_tokens",
+    "cost_usd",
+)
 
 
 @dataclass
@@ -45,15 +57,9 @@ class TrialResult:
     warnings: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
-    #: every prompt token, cached ones included (the same meaning for every vendor)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    #: the parts of ``input_tokens`` read from / written to the prompt cache
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    #: ``cache_read_tokens + cache_write_tokens`` (kept for older readers)
-    cache_tokens: int = 0
-    cost_usd: float = 0.0
+    #: the model usage of every attempt, summed (``gateway.wire.Usage``); results.jsonl
+    #: carries it as flat fields (``USAGE_FIELDS``)
+    usage: Usage = field(default_factory=Usage)
     artifacts: str | None = None
     budget_exceeded: bool = False
     #: harness-specific report properties (gateway requests, rate-limit retries, ...)
@@ -64,7 +70,14 @@ class TrialResult:
         return self.status == "passed"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The record as results.jsonl and result.json hold it: ``usage`` as its flat
+        fields in its place (``input_tokens`` ... ``cost_usd``, and ``cache_tokens``)."""
+        data: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if key == "usage":
+                data.update({name: getattr(self.usage, name) for name in USAGE_FIELDS})
+            else:
+                data[key] = value
         if data["score"] is not None and math.isnan(data["score"]):
             data["score"] = None
         return data
@@ -90,11 +103,11 @@ class TrialResult:
             ("ale_trial", self.trial),
             ("ale_threshold", self.threshold),
             ("ale_duration_s", round(self.duration_s, 3)),
-            ("ale_input_tokens", self.input_tokens),
-            ("ale_output_tokens", self.output_tokens),
-            ("ale_cache_read_tokens", self.cache_read_tokens),
-            ("ale_cache_write_tokens", self.cache_write_tokens),
-            ("ale_cost_usd", round(self.cost_usd, 6)),
+            ("ale_input_tokens", self.usage.input_tokens),
+            ("ale_output_tokens", self.usage.output_tokens),
+            ("ale_cache_read_tokens", self.usage.cache_read_tokens),
+            ("ale_cache_write_tokens", self.usage.cache_write_tokens),
+            ("ale_cost_usd", round(self.usage.cost_usd, 6)),
         ]
         if self.model:
             props.append(("ale_model", self.model))

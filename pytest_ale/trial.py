@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .agents.base import Agent, AgentContext, AgentResult
 from .errors import (
@@ -114,23 +115,29 @@ def run_trial(plan: TrialPlan) -> TrialResult:
 def _ensure_trajectory(plan: TrialPlan, result: TrialResult) -> None:
     """Every trial writes a trajectory, an error trial too (one that never reached its
     agent, or whose harness failed, gets the bare record of what happened)."""
-    path = plan.artifacts / "trajectory.json"
-    if path.exists():
+    if (plan.artifacts / "trajectory.json").exists():
         return
-    plan.artifacts.mkdir(parents=True, exist_ok=True)
     try:
         instruction = plan.task.instruction(plan.variant)
     except Exception:  # a broken task's instruction may be what failed
         instruction = ""
-    trajectory = process_trajectory(
-        plan.test_id,
-        plan.agent.label,
-        result.agent_version,
-        instruction,
-        f"trial {result.status} ({result.error_kind}): {result.error}" if result.error else "",
-        result.agent_exit_code,
-    ).model_dump(exclude_none=True)
-    path.write_text(json.dumps(trajectory, indent=2) + "\n")
+    happened = f"trial {result.status} ({result.error_kind}): {result.error}" if result.error else ""
+    _write_trajectory(
+        plan, _bare_trajectory(plan, result.agent_version, instruction, happened, result.agent_exit_code)
+    )
+
+
+def _bare_trajectory(
+    plan: TrialPlan, version: str | None, instruction: str, log: str, exit_code: int | None
+) -> dict[str, Any]:
+    """The trajectory of a run with no converted one: the instruction, the log, the exit."""
+    trajectory = process_trajectory(plan.test_id, plan.agent.label, version, instruction, log, exit_code)
+    return trajectory.model_dump(exclude_none=True)
+
+
+def _write_trajectory(plan: TrialPlan, trajectory: dict[str, Any]) -> None:
+    plan.artifacts.mkdir(parents=True, exist_ok=True)
+    (plan.artifacts / "trajectory.json").write_text(json.dumps(trajectory, indent=2) + "\n")
 
 
 def _fail(result: TrialResult, kind: str, exc: BaseException) -> None:
@@ -178,7 +185,7 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
             fenced = fence(sandbox)
             if fenced.killed:
                 result.warnings.append(f"fence: killed {fenced.killed} process(es) the agent left running")
-        _save_logs(plan, agent_result, attempt.instruction)
+        _save_run(plan, result, agent_result, attempt.instruction)
         with _phase(plan, phases, "collect"):
             try:
                 output_dir = _collect(sandbox, plan.artifacts / "output", result)
@@ -207,11 +214,7 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
 
 
 def _run_agent(
-    plan: TrialPlan,
-    sandbox: Sandbox,
-    attempt: TaskAttempt,
-    phases: dict[str, float],
-    result: TrialResult | None = None,
+    plan: TrialPlan, sandbox: Sandbox, attempt: TaskAttempt, phases: dict[str, float], result: TrialResult
 ) -> AgentResult:
     context = AgentContext(
         instruction=attempt.instruction,
@@ -219,7 +222,6 @@ def _run_agent(
         workdir=sandbox.workdir,
         task_name=str(plan.task.name),
         variant=plan.variant,
-        artifacts=plan.artifacts,
         model=plan.agent.model,
         solution=plan.task.data(plan.variant).solution if plan.agent.uses_solution else None,
     )
@@ -230,9 +232,8 @@ def _run_agent(
             # a run that raised keeps its books: the usage it spent, its log and trajectory
             partial = plan.agent.partial_result(plan.test_id)
             if partial is not None:
-                if result is not None:
-                    _absorb_agent(result, partial)
-                _save_logs(plan, partial, attempt.instruction)
+                _absorb_agent(result, partial)
+                _save_run(plan, result, partial, attempt.instruction)
             if isinstance(exc, AleError) or not isinstance(exc, Exception):
                 raise
             raise InfrastructureError(
@@ -245,13 +246,7 @@ def _absorb_agent(result: TrialResult, agent: AgentResult) -> None:
     result.oom = agent.oom
     result.agent_exit_code = agent.exit_code
     result.agent_version = agent.version
-    usage = agent.usage  # summed over attempts: a retried attempt's spend was real
-    result.input_tokens += usage.input_tokens
-    result.output_tokens += usage.output_tokens
-    result.cache_read_tokens += usage.cache_read_tokens
-    result.cache_write_tokens += usage.cache_write_tokens
-    result.cache_tokens = result.cache_read_tokens + result.cache_write_tokens
-    result.cost_usd += usage.cost_usd
+    result.usage.add(agent.usage)  # summed over attempts: a retried attempt's spend was real
     result.extra_properties.update(agent.properties)
     if agent.budget_exceeded:
         result.budget_exceeded = True
@@ -280,18 +275,28 @@ def _collect(sandbox: Sandbox, dest: Path, result: TrialResult) -> Path:
     return dest
 
 
-def _save_logs(plan: TrialPlan, agent: AgentResult, instruction: str) -> None:
-    plan.artifacts.mkdir(parents=True, exist_ok=True)
-    (plan.artifacts / "agent.log").write_text(agent.log, encoding="utf-8", errors="replace")
-    trajectory = agent.trajectory or process_trajectory(
-        plan.test_id,
-        plan.agent.label,
-        agent.version,
-        instruction,
-        agent.log,
-        agent.exit_code,
-    ).model_dump(exclude_none=True)
-    (plan.artifacts / "trajectory.json").write_text(json.dumps(trajectory, indent=2) + "\n")
+def _save_run(plan: TrialPlan, result: TrialResult, run: AgentResult, instruction: str) -> None:
+    """Write what the run returned: ``agent.log``, the gateway's books (``gateway.json``,
+    ``gateway.jsonl``) and the trajectory, converted only now (``Agent.trajectory``): a
+    converter that raises leaves the bare record and a warning, never an error or a retry."""
+    folder = plan.artifacts
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "agent.log").write_text(run.log, encoding="utf-8", errors="replace")
+    if run.gateway is not None:
+        lines = [json.dumps(event, sort_keys=True) for event in run.gateway_events]
+        (folder / "gateway.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""))
+        (folder / "gateway.json").write_text(json.dumps(run.gateway, indent=2) + "\n")
+    try:
+        trajectory = plan.agent.trajectory(run, instruction, plan.test_id)
+    except Exception as exc:
+        trajectory = None
+        result.warnings.append(
+            f"trajectory: {plan.agent.label}'s converter raised {type(exc).__name__}: {exc}; "
+            "trajectory.json holds the bare record of the run"
+        )
+    if trajectory is None:
+        trajectory = _bare_trajectory(plan, run.version, instruction, run.log, run.exit_code)
+    _write_trajectory(plan, trajectory)
 
 
 def _status(result: TrialResult, threshold: float) -> str:

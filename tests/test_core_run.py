@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import results
+from pytest_ale.agents.base import Agent, AgentContext, AgentResult, run_script
+from pytest_ale.card import load_card
+from pytest_ale.native import NativeTask
+from pytest_ale.providers.local import LocalProvider
+from pytest_ale.sandbox import Sandbox
+from pytest_ale.trajectory import validate_trajectory
+from pytest_ale.trial import TrialPlan, run_trial
+
+from .conftest import GOOD_MAIN, results
 
 
 def test_oracle_passes_and_noop_fails(pytester: pytest.Pytester, make_task) -> None:
@@ -186,3 +195,46 @@ def test_command_agent_gets_the_instruction_file_and_text(
         "(printenv ALE_INSTRUCTION_TEXT || echo unset) > output/env.txt",
     )
     pytester.runpytest("tasks", "--ale-agent=echoer").assert_outcomes(passed=1)
+
+
+class BrokenConverter(Agent):
+    """Solves the task, then its trajectory converter raises (a parser bug)."""
+
+    name = "broken-converter"
+    runs = 0
+
+    def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
+        self.runs += 1
+        done = run_script(sandbox, context, ["sh", "-c", "tr a-z A-Z < input/data.txt > output/data.txt"])
+        done.transcript = '{"type": "step"}\n'
+        return done
+
+    def trajectory(self, run: AgentResult, instruction: str, session_id: str) -> dict[str, Any] | None:
+        raise KeyError("steps")
+
+
+def test_a_converter_that_raises_costs_the_trajectory_not_the_score(tmp_path: Path) -> None:
+    """The trajectory is converted after the run, by the trial: a converter's bug is a
+    warning in the trial's record, not an error, and the (paid) run is not repeated."""
+    folder = tmp_path / "tasks" / "demo" / "upper"
+    for sub in ("input", "reference"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "main.py").write_text(GOOD_MAIN)
+    (folder / "task_card.json").write_text('{"domain": "demo", "timeout": 30}')
+    (folder / "input" / "data.txt").write_text("hello\n")
+    (folder / "reference" / "data.txt").write_text("HELLO\n")
+    task = NativeTask.load(folder, load_card(folder / "task_card.json"))
+    agent = BrokenConverter()
+    plan = TrialPlan(
+        task=task, variant="base", trial=1, agent=agent,
+        provider=LocalProvider({"root": str(tmp_path / "root")}), provider_name="local",
+        run_id="conv", test_id="conv", artifacts=tmp_path / "artifacts", threshold=1.0, timeout_s=30,
+    )  # fmt: skip
+    result = run_trial(plan)
+    assert (result.status, result.score, result.error_kind) == ("passed", 1.0, None), result
+    assert agent.runs == 1 and result.attempts == 1
+    assert any("converter raised KeyError" in w for w in result.warnings), result.warnings
+    trajectory = json.loads((plan.artifacts / "trajectory.json").read_text())
+    validate_trajectory(trajectory)  # the bare record of the run stands in
+    assert trajectory["steps"][0]["message"] == task.instruction("base")
+    assert json.loads((plan.artifacts / "result.json").read_text())["warnings"] == result.warnings

@@ -121,9 +121,9 @@ def test_scripted_anthropic_stream_plays_turns_from_the_conversation(make_gatewa
     assert status == 200 and message["content"] == [{"type": "text", "text": "all done"}]
     assert message["stop_reason"] == "end_turn"
     gateway.close_trial(trial)
-    assert trial.meter.requests == 2
+    assert trial.meter.usage.requests == 2
     assert trial.meter.usage.input_tokens > 0 and trial.meter.usage.output_tokens > 0
-    assert trial.meter.cost_usd > 0  # claude-sonnet-4* is priced in the built-in table
+    assert trial.meter.usage.cost_usd > 0  # claude-sonnet-4* is priced in the built-in table
     assert [e["status"] for e in trial.events] == [200, 200]
 
 
@@ -214,7 +214,7 @@ def test_upstream_gets_the_real_key_and_rate_limits_are_retried(make_gateway, fa
     gateway.close_trial(trial)
     assert trial.rate_limit_retries == 2 and trial.upstream_failure is None
     assert [e.get("retry") for e in trial.events[:2]] == [429, 429]
-    assert trial.meter.usage.output_tokens > 0 and trial.meter.cost_usd > 0
+    assert trial.meter.usage.output_tokens > 0 and trial.meter.usage.cost_usd > 0
 
 
 def test_upstream_that_keeps_failing_is_an_upstream_failure(make_gateway, fake_upstream):
@@ -282,7 +282,7 @@ def test_budget_exceeded_refuses_and_stops_the_trial(make_gateway, script_file):
         time.sleep(0.05)
     gateway.close_trial(trial)
     assert stopped and "exceeded the budget of 10" in (trial.budget_exceeded or "")
-    assert trial.meter.requests == 1
+    assert trial.meter.usage.requests == 1
 
 
 # -- record / replay ------------------------------------------------------------------------
@@ -402,7 +402,7 @@ def test_launcher_relays_to_the_socket_and_fills_the_base_url(make_gateway, scri
     assert json.loads((tmp_path / "home" / ".cfg" / "c.json").read_text())["url"].startswith(
         "http://127.0.0.1:"
     )
-    assert trial.meter.requests == 1
+    assert trial.meter.usage.requests == 1
 
 
 def test_bad_gateway_options_are_usage_errors(pytester: pytest.Pytester):

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_ale import trial as trial_engine
-from pytest_ale.agents.base import Agent, AgentResult, Usage
+from pytest_ale.agents.base import Agent, AgentResult
 from pytest_ale.agents.codex import CodexAgent
 from pytest_ale.errors import InfrastructureError
 from pytest_ale.gateway.config import GatewayConfig, RetryPolicy
@@ -30,7 +30,7 @@ from pytest_ale.gateway.keys import Keys
 from pytest_ale.gateway.meter import Budget, PriceTable
 from pytest_ale.gateway.scripted import Script
 from pytest_ale.gateway.server import Gateway
-from pytest_ale.gateway.wire import Reply, TokenUsage, WireFormat
+from pytest_ale.gateway.wire import Reply, Usage, WireFormat
 from pytest_ale.gateway.wire_anthropic import AnthropicMessages
 from pytest_ale.gateway.wire_gemini import GeminiGenerate
 from pytest_ale.gateway.wire_lookup import formats
@@ -111,7 +111,7 @@ RECORDED = {
     "gemini.json": (GeminiGenerate, False),  # streamGenerateContent without alt=sse: an array
     "gemini.sse": (GeminiGenerate, True),
 }
-SAME_PROMPT = TokenUsage(input_tokens=21812, output_tokens=345, cache_read_tokens=20000)
+SAME_PROMPT = Usage(input_tokens=21812, output_tokens=345, cache_read_tokens=20000)
 
 
 @pytest.mark.parametrize("name", list(RECORDED))
@@ -119,7 +119,7 @@ def test_input_tokens_are_the_whole_prompt_for_every_vendor(name: str):
     fmt, stream = RECORDED[name]
     usage = fmt.usage((WIRE / name).read_bytes(), stream)
     writes = 1800 if fmt is AnthropicMessages else 0  # only Anthropic reports cache writes
-    assert usage == TokenUsage(21812, 345, cache_read_tokens=20000, cache_write_tokens=writes)
+    assert usage == Usage(21812, 345, cache_read_tokens=20000, cache_write_tokens=writes)
     assert usage.total == 21812 + 345  # cached tokens are part of the prompt, counted once
     assert usage.uncached_input_tokens == 21812 - 20000 - writes
 
@@ -139,7 +139,7 @@ def test_cost_charges_each_part_of_the_prompt_at_its_own_price():
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_what_a_format_renders_it_reads_back_the_same(fmt: type[WireFormat], stream: bool):
     writes = 300 if fmt is AnthropicMessages else 0
-    usage = TokenUsage(input_tokens=5000, output_tokens=70, cache_read_tokens=4000, cache_write_tokens=writes)
+    usage = Usage(input_tokens=5000, output_tokens=70, cache_read_tokens=4000, cache_write_tokens=writes)
     _, body = fmt.render(Reply(text="hi"), "m", usage, stream)
     assert fmt.usage(body, stream) == usage
 
@@ -180,7 +180,10 @@ def test_junit_properties_carry_the_cache_figures():
     props = dict(result.properties())
     assert props["ale_input_tokens"] == 9000 and props["ale_output_tokens"] == 10
     assert props["ale_cache_read_tokens"] == 8000 and props["ale_cache_write_tokens"] == 700
-    assert result.cache_tokens == 8700  # the old sum, for older readers
+    record = result.to_json()  # results.jsonl: the same flat fields as ever
+    assert (record["input_tokens"], record["output_tokens"], record["cost_usd"]) == (9000, 10, 0.0)
+    assert (record["cache_read_tokens"], record["cache_write_tokens"]) == (8000, 700)
+    assert record["cache_tokens"] == 8700 and "usage" not in record  # the old sum, for older readers
 
 
 # -- 3. an upstream failing or hanging costs a bounded time, then stops the trial ------------
@@ -371,16 +374,18 @@ class SpendThenFail(Agent):
             usage=Usage(
                 input_tokens=1234, output_tokens=56, cache_read_tokens=1000, cost_usd=0.02, requests=3
             ),
-            trajectory={
-                "schema_version": "ATIF-v1.4",
-                "session_id": "s",
-                "agent": {"name": self.name},
-                "steps": [{"step_id": 1, "source": "user", "message": context.instruction}],
-            },
             properties={"ale_model_requests": 3},
         )
         self.keep_partial(sandbox.spec.trial_id, spent)
         raise InfrastructureError("model gateway: upstream anthropic answered HTTP 500")
+
+    def trajectory(self, run: AgentResult, instruction: str, session_id: str) -> dict[str, Any]:
+        return {
+            "schema_version": "ATIF-v1.4",
+            "session_id": session_id,
+            "agent": {"name": self.name},
+            "steps": [{"step_id": 1, "source": "user", "message": instruction}],
+        }
 
 
 def test_an_error_trial_keeps_its_spend_and_writes_its_trajectory(tmp_path: Path):
@@ -395,8 +400,10 @@ def test_an_error_trial_keeps_its_spend_and_writes_its_trajectory(tmp_path: Path
     sandbox = SimpleNamespace(workdir="/w", spec=SimpleNamespace(trial_id="t1"))
     with pytest.raises(InfrastructureError):
         trial_engine._run_agent(plan, sandbox, attempt, result.phases, result)  # type: ignore[arg-type]
-    assert (result.input_tokens, result.output_tokens, result.cache_read_tokens) == (1234, 56, 1000)
-    assert result.cost_usd == 0.02 and result.extra_properties["ale_model_requests"] == 3
+    usage = result.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens) == (1234, 56, 1000)
+    assert usage.cost_usd == 0.02 and usage.requests == 3
+    assert result.extra_properties["ale_model_requests"] == 3
     assert (artifacts / "agent.log").read_text() == "worked a while"
     assert (
         json.loads((artifacts / "trajectory.json").read_text())["steps"][0]["message"]

@@ -1,8 +1,10 @@
 """The ``Agent`` interface every harness implements, and what a run hands back.
 
 An agent is constructed from its preset's options, ``install``s itself into a sandbox,
-then ``run``s once with an ``AgentContext`` and returns an ``AgentResult``. Real CLI
-harnesses, ``oracle``, ``noop`` and ``command`` all share this shape.
+then ``run``s once with an ``AgentContext`` and returns an ``AgentResult`` (its raw log and
+the gateway's figures); it writes no file of the trial's. The trial writes the artifacts
+and asks ``trajectory`` for the converted trajectory afterwards. Real CLI harnesses,
+``oracle``, ``noop`` and ``command`` all share this shape.
 """
 
 from __future__ import annotations
@@ -14,29 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..gateway.wire import Usage
 from ..typed_options import AgentOptions
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
+__all__ = ["Agent", "AgentContext", "AgentResult", "Usage", "run_script"]
+
 
 #: guards every agent's kept partial results (trials run on many threads)
 _PARTIALS_LOCK = threading.Lock()
-
-
-@dataclass
-class Usage:
-    """Model usage of one trial, filled by harnesses that talk to a model. ``input_tokens``
-    counts every prompt token, cached ones included; ``cache_read_tokens`` and
-    ``cache_write_tokens`` are the parts of it read from and written to the prompt cache
-    (the same meaning for every vendor, see ``gateway.wire.TokenUsage``)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
-    requests: int = 0
 
 
 @dataclass
@@ -49,7 +39,6 @@ class AgentContext:
     #: the task's name (``domain/task``), for labels and logs
     task_name: str
     variant: str
-    artifacts: Path
     #: the host folder of the task's ``solution/``, for an agent that ``uses_solution``
     #: (the oracle) and ``None`` for any other; never the reference: an agent is handed
     #: no host path under ``reference/``
@@ -60,18 +49,31 @@ class AgentContext:
 
 @dataclass
 class AgentResult:
-    """What the agent did: exit status, log, trajectory and usage."""
+    """What one run did, as the harness saw it: exit status, its raw log and the gateway's
+    figures. The trial writes every artifact from it (agent.log, gateway.json(l),
+    trajectory.json) and converts the trajectory afterwards (``Agent.trajectory``)."""
 
     exit_code: int | None = 0
     timed_out: bool = False
     oom: bool = False
+    #: everything the harness printed (stdout, then stderr): the trial's ``agent.log``
     log: str = ""
-    trajectory: dict[str, Any] | None = None
+    #: the harness's own machine-readable record of the run (a CLI's JSON-lines stdout),
+    #: what ``Agent.trajectory`` converts; empty for a harness with none
+    transcript: str = ""
     usage: Usage = field(default_factory=Usage)
     version: str | None = None
+    model: str | None = None
     duration_s: float = 0.0
     #: why the model gateway stopped the agent for exceeding its budget, if it did
     budget_exceeded: str | None = None
+    #: why the run ended short (the gateway stopped it, the sandbox failed under it): the
+    #: trajectory's last step says so
+    note: str | None = None
+    #: the model gateway's books on the run: its summary (``gateway.json``) and one event
+    #: per model request (``gateway.jsonl``); ``None`` for a harness that used no gateway
+    gateway: dict[str, Any] | None = None
+    gateway_events: list[dict[str, Any]] = field(default_factory=list)
     #: extra report properties (``ale_*`` names) the harness wants in JUnit / results
     properties: dict[str, object] = field(default_factory=dict)
 
@@ -99,6 +101,13 @@ class Agent(abc.ABC):
     def run(self, sandbox: Sandbox, context: AgentContext) -> AgentResult:
         """Work on the instruction inside ``sandbox`` within ``context.timeout_s``."""
 
+    def trajectory(self, run: AgentResult, instruction: str, session_id: str) -> dict[str, Any] | None:
+        """The run's trajectory (ATIF, ``trajectory.Trajectory`` as JSON), converted from
+        what ``run`` returned; ``None`` (the default) leaves the trial's bare record of the
+        process. The trial calls it after the run: a raise here is a warning in the trial's
+        record, never an error (the run, and its model spend, stands)."""
+        return None
+
     def sandbox_sockets(self, trial_id: str) -> dict[str, str]:
         """Host Unix sockets this agent needs inside the sandbox, ``{sandbox_path: host_path}``
         (the model gateway's door). Asked before the sandbox is acquired."""
@@ -109,13 +118,13 @@ class Agent(abc.ABC):
 
     def keep_partial(self, trial_id: str, result: AgentResult) -> None:
         """Keep what a run of ``trial_id`` that is about to raise has to show for itself
-        (the model usage it spent, its log and trajectory), for ``partial_result``."""
+        (the model usage it spent, its log and the gateway's books), for ``partial_result``."""
         with _PARTIALS_LOCK:
             self.__dict__.setdefault("_partials", {})[trial_id] = result
 
     def partial_result(self, trial_id: str) -> AgentResult | None:
         """What a run of ``trial_id`` that raised left behind: its model usage (tokens,
-        cost, requests), log, trajectory and properties, so an error trial keeps its books.
+        cost, requests), log and properties, so an error trial keeps its books.
         Handed over once; ``None`` when the run kept nothing (or did not raise)."""
         with _PARTIALS_LOCK:
             return self.__dict__.get("_partials", {}).pop(trial_id, None)

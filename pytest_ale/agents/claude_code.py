@@ -9,12 +9,11 @@ unless ``IS_SANDBOX=1``; ``ANTHROPIC_BASE_URL`` points it at the gateway and
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from ..trajectory import AgentInfo, StepMetrics, StepsBuilder, ToolCall, Trajectory
 from .base import AgentContext
-from .cli import BASE_URL, CLIHarness, Launch
+from .cli import BASE_URL, CLIHarness, Launch, json_events
 
 
 class ClaudeCodeAgent(CLIHarness):
@@ -52,7 +51,7 @@ class ClaudeCodeAgent(CLIHarness):
         steps.add("user", instruction)
         current: dict[str, Any] = {}  # message id -> its step
         extra: dict[str, Any] = {}
-        for event in _events(log):
+        for event in json_events(log):
             kind = event.get("type")
             if kind == "system" and event.get("subtype") == "init":
                 session_id = str(event.get("session_id") or session_id)
@@ -91,18 +90,6 @@ class ClaudeCodeAgent(CLIHarness):
                     }
                 }
         return steps.trajectory(session_id, agent, **extra)
-
-
-def _events(log: str) -> list[dict[str, Any]]:
-    events = []
-    for line in log.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events
 
 
 def _metrics(usage: Any) -> StepMetrics | None:

@@ -1,9 +1,12 @@
 """The shared base of CLI harnesses (Claude Code, Codex, Gemini CLI): install, configure,
-launch headless behind the model gateway, collect the log, convert it to a trajectory.
+launch headless behind the model gateway, hand back the log and the gateway's books.
 
 A subclass names its npm package and binary and implements two methods: ``launch``
 (argv, environment and config files for one run, with ``@ALE_BASE_URL@`` where the
-gateway's in-sandbox URL goes) and ``convert`` (its JSON log to a ``Trajectory``).
+gateway's in-sandbox URL goes) and ``convert`` (its JSON log to a ``Trajectory``; read it
+with ``json_events``). ``run`` writes no file: the trial writes the artifacts and calls
+``trajectory`` (which calls ``convert``) after the run, so a converter's bug costs the
+trial its trajectory, never its score or a second paid run.
 Real keys never enter the sandbox: the CLI gets a per-trial token that only the gateway
 (host side, reached through a Unix socket bound into the sandbox) understands.
 
@@ -35,7 +38,7 @@ from ..gateway.trials import GatewayTrial
 from ..sandbox import ExecResult, Sandbox
 from ..trajectory import AgentInfo, FinalMetrics, Step, StepMetrics, Trajectory
 from ..typed_options import AgentOptions
-from .base import Agent, AgentContext, AgentResult, Usage
+from .base import Agent, AgentContext, AgentResult
 
 GATEWAY_SOCKET = "/ale/gateway.sock"
 LAUNCHER = Path(__file__).resolve().parent.parent / "gateway" / "launcher.py"
@@ -128,16 +131,34 @@ class CLIHarness(Agent):
             done = self._launch(sandbox, context, trial, model)
         except BaseException as exc:  # the sandbox failed under the run: keep what it spent
             gateway.close_trial(trial)
-            self._keep_what_was_spent(trial_id, context, trial, model, exc)
+            with contextlib.suppress(Exception):  # never masking why
+                self.keep_partial(trial_id, self._result(None, trial, model, exc))
             raise
         gateway.close_trial(trial)
-        result = self._result(done, context, trial_id, trial, model)
+        result = self._result(done, trial, model)
         problem = _problem(trial)
         if problem is not None:  # the gateway's fault, not the agent's: an error, figures kept
-            (context.artifacts / "agent.log").write_text(result.log, encoding="utf-8", errors="replace")
             self.keep_partial(trial_id, result)
             raise problem
         return result
+
+    def trajectory(self, run: AgentResult, instruction: str, session_id: str) -> dict[str, Any] | None:
+        """``convert`` the CLI's log, with per-step figures from the gateway's events (when
+        they line up), the run's totals and, last, why it ended short (``run.note``)."""
+        info = AgentInfo(name=self.name, version=run.version or "unknown", model_name=run.model)
+        trajectory = self.convert(run.transcript, session_id, info, instruction)
+        _step_metrics(trajectory, run.gateway_events)
+        if run.note:  # why the run ended short: the last step says so
+            step = Step(step_id=len(trajectory.steps) + 1, source="system", message=run.note)
+            trajectory.steps.append(step)
+        trajectory.final_metrics = FinalMetrics(
+            total_prompt_tokens=run.usage.input_tokens,
+            total_completion_tokens=run.usage.output_tokens,
+            total_cached_tokens=run.usage.cache_read_tokens,
+            total_cost_usd=run.usage.cost_usd,
+            total_steps=len(trajectory.steps),
+        )
+        return json.loads(runtime.gateway().redact(trajectory.model_dump_json(exclude_none=True)))
 
     def _launch(self, sandbox: Sandbox, context: AgentContext, trial: GatewayTrial, model: str) -> ExecResult:
         """Run the CLI once behind the launcher (relay, config files, stop watch)."""
@@ -164,16 +185,10 @@ class CLIHarness(Agent):
         )
 
     def _result(
-        self,
-        done: ExecResult | None,
-        context: AgentContext,
-        trial_id: str,
-        trial: GatewayTrial,
-        model: str,
-        failure: BaseException | None = None,
+        self, done: ExecResult | None, trial: GatewayTrial, model: str, failure: BaseException | None = None
     ) -> AgentResult:
         """The run's result from the gateway's books (always) and the CLI's log (when it
-        ran to an end); saves ``gateway.json`` / ``gateway.jsonl`` beside the trial."""
+        ran to an end), redacted: no key the gateway holds reaches an artifact."""
         redact = runtime.gateway().redact
         if done is not None:
             stdout, stderr = redact(done.stdout), redact(done.stderr)
@@ -181,59 +196,30 @@ class CLIHarness(Agent):
         else:
             stdout = ""
             log = redact(f"(the harness run did not finish: {type(failure).__name__}: {failure})")
+        usage = trial.meter.totals()
+        usage.cost_usd = round(usage.cost_usd, 8)
         result = AgentResult(
             exit_code=None if done is None or done.timed_out else done.exit_code,
             timed_out=bool(done and done.timed_out),
             oom=bool(done and done.oom_killed),
             log=log,
+            transcript=stdout,
             version=self.version(),
+            model=model,
             duration_s=done.duration_s if done is not None else time.time() - trial.opened,
-            usage=_usage(trial),
+            usage=usage,
             budget_exceeded=trial.budget_exceeded,
-            properties={"ale_model_requests": trial.meter.requests},
+            note=log if done is None else None,
+            gateway=json.loads(redact(json.dumps(trial.summary()))),
+            gateway_events=json.loads(redact(json.dumps(trial.events))),
+            properties={"ale_model_requests": usage.requests},
         )
         if trial.rate_limit_retries:
             result.properties["ale_rate_limit_retries"] = trial.rate_limit_retries
         if trial.stopped:
             result.properties["ale_gateway_stop"] = trial.halted
-        self._save_gateway_log(context.artifacts, trial, redact)
-        note = log if done is None else None
-        if trial.stopped:
-            note = f"the model gateway stopped the agent ({trial.halted}): {trial.stopped}"
-        result.trajectory = self._trajectory(stdout, context.instruction, trial_id, model, trial, note)
+            result.note = f"the model gateway stopped the agent ({trial.halted}): {trial.stopped}"
         return result
-
-    def _keep_what_was_spent(
-        self, trial_id: str, context: AgentContext, trial: GatewayTrial, model: str, failure: BaseException
-    ) -> None:
-        """On the way out of a run that raised: keep its partial result (never masking why)."""
-        with contextlib.suppress(Exception):
-            self.keep_partial(trial_id, self._result(None, context, trial_id, trial, model, failure))
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _trajectory(
-        self, log: str, instruction: str, session: str, model: str, trial: GatewayTrial, note: str | None
-    ) -> dict[str, Any]:
-        info = AgentInfo(name=self.name, version=self.version() or "unknown", model_name=model)
-        trajectory = self.convert(log, session, info, instruction)
-        _step_metrics(trajectory, trial.events)
-        if note:  # why the run ended short: the last step says so
-            trajectory.steps.append(Step(step_id=len(trajectory.steps) + 1, source="system", message=note))
-        usage = trial.meter.usage
-        trajectory.final_metrics = FinalMetrics(
-            total_prompt_tokens=usage.input_tokens,
-            total_completion_tokens=usage.output_tokens,
-            total_cached_tokens=usage.cache_read_tokens,
-            total_cost_usd=round(trial.meter.cost_usd, 8),
-            total_steps=len(trajectory.steps),
-        )
-        return json.loads(runtime.gateway().redact(trajectory.model_dump_json(exclude_none=True)))
-
-    def _save_gateway_log(self, artifacts: Path, trial: GatewayTrial, redact: Any) -> None:
-        artifacts.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps(event, sort_keys=True) for event in trial.events]
-        (artifacts / "gateway.jsonl").write_text(redact("\n".join(lines) + ("\n" if lines else "")))
-        (artifacts / "gateway.json").write_text(redact(json.dumps(trial.summary(), indent=2)) + "\n")
 
     def _probe(self, sandbox: Sandbox, command: str) -> tuple[str, str | None] | None:
         found = sandbox.sh(
@@ -277,6 +263,21 @@ class CLIHarness(Agent):
         return self._probe(sandbox, f"{dest}/node_modules/.bin/{self.binary}")
 
 
+def json_events(log: str) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines log, one a line; other lines are skipped."""
+    events = []
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+    return events
+
+
 def _step_metrics(trajectory: Trajectory, events: list[dict[str, Any]]) -> None:
     """Per-step tokens and cost from the gateway's meter, when its answered tool-bearing
     requests line up one to one with the agent's steps (else the log's own figures stay)."""
@@ -292,18 +293,6 @@ def _step_metrics(trajectory: Trajectory, events: list[dict[str, Any]]) -> None:
             cached_tokens=cached,
             cost_usd=float(event.get("cost_usd", 0.0)),
         )
-
-
-def _usage(trial: GatewayTrial) -> Usage:
-    usage = trial.meter.usage
-    return Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cost_usd=round(trial.meter.cost_usd, 8),
-        requests=trial.meter.requests,
-    )
 
 
 def _problem(trial: GatewayTrial) -> AleError | None:

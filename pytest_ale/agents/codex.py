@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ..trajectory import AgentInfo, StepMetrics, StepsBuilder, ToolCall, Trajectory
 from .base import AgentContext
-from .cli import BASE_URL, CLIHarness, Launch
+from .cli import BASE_URL, CLIHarness, Launch, json_events
 
 CONFIG = """\
 model = {model}
@@ -60,7 +60,7 @@ class CodexAgent(CLIHarness):
         steps.add("user", instruction)
         reasoning: list[str] = []
         turn_steps: list[Any] = []
-        for event in _events(log):
+        for event in json_events(log):
             kind = event.get("type")
             if kind == "thread.started":
                 session_id = str(event.get("thread_id") or session_id)
@@ -130,15 +130,3 @@ def _error_text(event: dict[str, Any]) -> str:
         error = error.get("message") or json.dumps(error, sort_keys=True)
     text = event.get("message") or error
     return "" if text is None else str(text)
-
-
-def _events(log: str) -> list[dict[str, Any]]:
-    events = []
-    for line in log.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events

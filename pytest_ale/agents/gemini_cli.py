@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ..trajectory import AgentInfo, StepsBuilder, ToolCall, Trajectory
 from .base import AgentContext
-from .cli import BASE_URL, CLIHarness, Launch
+from .cli import BASE_URL, CLIHarness, Launch, json_events
 
 SETTINGS = {
     "security": {"auth": {"selectedType": "gemini-api-key"}},
@@ -47,7 +47,7 @@ class GeminiCliAgent(CLIHarness):
         steps.add("user", instruction)
         step = None  # the agent step being streamed into
         extra: dict[str, Any] = {}
-        for event in _events(log):
+        for event in json_events(log):
             kind = event.get("type")
             if kind == "init":
                 session_id = str(event.get("session_id") or session_id)
@@ -75,15 +75,3 @@ class GeminiCliAgent(CLIHarness):
             elif kind == "result":
                 extra = {"extra": {"status": event.get("status"), "stats": event.get("stats")}}
         return steps.trajectory(session_id, agent, **extra)
-
-
-def _events(log: str) -> list[dict[str, Any]]:
-    events = []
-    for line in log.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue
-    return events

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from .scripted import Script, ScriptedModel
-from .wire import Reply, TokenUsage, error_body, estimate_tokens
+from .wire import Reply, Usage, error_body, estimate_tokens
 from .wire_lookup import detect
 
 
@@ -43,9 +43,9 @@ class FakeUpstream:
     #: prompt tokens each answer reports as read from / written to the prompt cache
     cache_read: int = 0
     cache_write: int = 0
-    #: what the answers billed, in the gateway's meaning (``TokenUsage``): prompt tokens
+    #: what the answers billed, in the gateway's meaning (``Usage``): prompt tokens
     #: with cached ones included, and the cached parts
-    billed: TokenUsage = field(default_factory=TokenUsage)
+    billed: Usage = field(default_factory=Usage)
     requests: int = 0
     rejected_keys: list[str] = field(default_factory=list)
     #: the credential each request carried ('' when none)
@@ -127,10 +127,10 @@ class FakeUpstream:
         model = fmt.model(request.path, body)
         if self.fixed:
             reply = Reply(text="pong")
-            usage = TokenUsage(input_tokens=10, output_tokens=1)
+            usage = Usage(input_tokens=10, output_tokens=1)
         else:
             reply = ScriptedModel(self.script, "fake upstream").answer(fmt, body, None)
-            usage = TokenUsage(
+            usage = Usage(
                 input_tokens=estimate_tokens(json.dumps(fmt.conversation(body))),
                 output_tokens=estimate_tokens(reply.text + json.dumps([c.arguments for c in reply.calls])),
             )

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
-from .wire import TokenUsage
+from .wire import Usage
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
 
@@ -27,7 +27,7 @@ class Price(BaseModel):
     cache_read: float | None = None
     cache_write: float | None = None
 
-    def cost(self, usage: TokenUsage) -> float:
+    def cost(self, usage: Usage) -> float:
         read = self.input if self.cache_read is None else self.cache_read
         write = self.input if self.cache_write is None else self.cache_write
         return (
@@ -83,30 +83,34 @@ class Budget:
 
 @dataclass
 class Meter:
-    """Running totals of one trial; thread-safe (the gateway loop adds, pytest reads)."""
+    """Running totals of one trial (tokens, cost and requests, one ``Usage``); thread-safe
+    (the gateway loop adds, pytest reads ``totals()``)."""
 
     budget: Budget = field(default_factory=Budget)
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    cost_usd: float = 0.0
-    requests: int = 0
+    usage: Usage = field(default_factory=Usage)
     unpriced: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, model: str, usage: TokenUsage, prices: PriceTable) -> float:
+    def add(self, model: str, usage: Usage, prices: PriceTable) -> float:
+        """Count one response's ``usage`` (priced for ``model``); returns its cost."""
         price = prices.lookup(model)
         cost = price.cost(usage) if price else 0.0
         with self._lock:
-            self.usage.add(usage)
-            self.cost_usd += cost
-            self.requests += 1
+            self.usage.add(replace(usage, cost_usd=cost, requests=1))
             if price is None:
                 self.unpriced.add(model)
         return cost
 
+    def totals(self) -> Usage:
+        """A copy of the totals so far."""
+        with self._lock:
+            return replace(self.usage)
+
     def over_budget(self) -> str | None:
         """Why the trial is over its budget, or ``None``."""
-        if self.budget.usd is not None and self.cost_usd > self.budget.usd:
-            return f"cost ${self.cost_usd:.6f} exceeded the budget of ${self.budget.usd:g}"
-        if self.budget.tokens is not None and self.usage.total > self.budget.tokens:
-            return f"{self.usage.total} tokens exceeded the budget of {self.budget.tokens}"
+        usage = self.totals()
+        if self.budget.usd is not None and usage.cost_usd > self.budget.usd:
+            return f"cost ${usage.cost_usd:.6f} exceeded the budget of ${self.budget.usd:g}"
+        if self.budget.tokens is not None and usage.total > self.budget.tokens:
+            return f"{usage.total} tokens exceeded the budget of {self.budget.tokens}"
         return None

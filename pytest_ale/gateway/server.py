@@ -38,7 +38,7 @@ from .meter import Meter, PriceTable
 from .scripted import ScriptedModel
 from .stops import STOP_PATH, Stops
 from .trials import GatewayTrial
-from .wire import TokenUsage, WireFormat, error_body, estimate_tokens
+from .wire import Usage, WireFormat, error_body, estimate_tokens
 from .wire_lookup import detect
 
 #: how a halted trial's later requests are refused: (HTTP status, error type)
@@ -224,7 +224,7 @@ class Gateway(Stops):
             "tools": bool(fmt.tools(body)),
         }
 
-        def account(status: int, usage: TokenUsage) -> None:
+        def account(status: int, usage: Usage) -> None:
             """Meter and log one call; runs before the answer's last byte leaves, so a
             harness that exits on its final answer never outruns its own accounting."""
             cost = trial.meter.add(model, usage, self.prices) if status < 400 else 0.0
@@ -256,10 +256,10 @@ class Gateway(Stops):
 
     def _scripted(
         self, fmt: type[WireFormat], body: dict[str, Any], model: str, stream: bool, trial: GatewayTrial
-    ) -> tuple[web.StreamResponse, TokenUsage]:
+    ) -> tuple[web.StreamResponse, Usage]:
         assert self.scripted is not None
         reply = self.scripted.answer(fmt, body, trial.task)
-        usage = TokenUsage(
+        usage = Usage(
             input_tokens=estimate_tokens(json.dumps(fmt.conversation(body))),
             output_tokens=estimate_tokens(reply.text + json.dumps([c.arguments for c in reply.calls])),
         )
@@ -270,12 +270,12 @@ class Gateway(Stops):
 
     def _replayed(
         self, fmt: type[WireFormat], body: dict[str, Any], model: str, trial: GatewayTrial
-    ) -> tuple[web.StreamResponse, TokenUsage]:
+    ) -> tuple[web.StreamResponse, Usage]:
         assert trial.player is not None
         found = trial.player.answer(asked(fmt, model, body))
         if isinstance(found, str):
             self._halt(trial, "divergence", found)
-            return _error(400, "replay_divergence", found[:4000]), TokenUsage()
+            return _error(400, "replay_divergence", found[:4000]), Usage()
         data = found.body.encode()
         usage = fmt.usage(data, found.content_type.startswith("text/event-stream"))
         response = web.Response(status=found.status, body=data, content_type=found.content_type.split(";")[0])
@@ -289,7 +289,7 @@ class Gateway(Stops):
         body: dict[str, Any],
         model: str,
         trial: GatewayTrial,
-        account: Callable[[int, TokenUsage], None],
+        account: Callable[[int, Usage], None],
     ) -> web.StreamResponse:
         """Forward to the real upstream; meter (``account``) and record before the last byte."""
         assert self._client is not None
@@ -300,7 +300,7 @@ class Gateway(Stops):
                 "or give --ale-env-file)"
             )
             self._halt(trial, "config_error", message)
-            account(401, TokenUsage())
+            account(401, Usage())
             return _error(401, "authentication_error", message)
         base = self.config.upstreams[fmt.provider].rstrip("/")
         query = [(k, v) for k, v in request.query.items() if k != "key"]
@@ -331,12 +331,12 @@ class Gateway(Stops):
         except TimeoutError:
             message = gave_up(f"sent no answer for {silence:g} s")
             self._halt(trial, "upstream_failure", message)
-            account(504, TokenUsage())
+            account(504, Usage())
             return _error(504, "api_error", message)
         except aiohttp.ClientError as exc:
             message = gave_up(f"was unreachable: {self.redact(str(exc))}")
             self._halt(trial, "upstream_failure", message)
-            account(502, TokenUsage())
+            account(502, Usage())
             return _error(502, "api_error", message)
         if answer.status in (401, 403):  # harnesses retry these for minutes: stop the trial now
             names = key_names(fmt.provider)
@@ -361,7 +361,7 @@ class Gateway(Stops):
         usage = (
             fmt.usage(bytes(data), content_type.startswith("text/event-stream"))
             if answer.status < 400
-            else TokenUsage()
+            else Usage()
         )
         if cut is not None:
             self._halt(trial, "upstream_failure", gave_up(cut))

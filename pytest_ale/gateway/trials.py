@@ -82,15 +82,15 @@ class GatewayTrial:
         return getattr(self, self.halted) if self.halted else None
 
     def summary(self) -> dict[str, Any]:
-        usage = self.meter.usage
+        usage = self.meter.totals()
         return {
             "trial": self.trial_id,
-            "requests": self.meter.requests,
+            "requests": usage.requests,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_tokens,
             "cache_write_tokens": usage.cache_write_tokens,
-            "cost_usd": round(self.meter.cost_usd, 6),
+            "cost_usd": round(usage.cost_usd, 6),
             "rate_limit_retries": self.rate_limit_retries,
             "budget_exceeded": self.budget_exceeded,
             "replay_divergence": self.divergence,

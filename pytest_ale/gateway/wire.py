@@ -36,8 +36,10 @@ class Reply:
 
 
 @dataclass
-class TokenUsage:
-    """Tokens of one response (or a sum of them), meaning the same for every vendor:
+class Usage:
+    """Model usage: of one response, or summed (a trial's meter, an agent's run, a trial's
+    attempts). The one shape token counts take from the gateway to ``TrialResult`` and
+    results.jsonl, meaning the same for every vendor:
 
     - ``input_tokens``: every prompt token, cached ones included. Anthropic reports the
       uncached part alone (``input_tokens`` beside ``cache_read_input_tokens`` and
@@ -47,12 +49,16 @@ class TokenUsage:
     - ``cache_read_tokens``: the part of ``input_tokens`` served from the prompt cache.
     - ``cache_write_tokens``: the part of ``input_tokens`` written to the prompt cache
       (Anthropic's cache creation; OpenAI and Gemini report none).
+    - ``cost_usd`` and ``requests``: what the meter priced and counted (a wire format's
+      reading of one response leaves them 0).
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    requests: int = 0
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -60,14 +66,21 @@ class TokenUsage:
         return max(0, self.input_tokens - self.cache_read_tokens - self.cache_write_tokens)
 
     @property
+    def cache_tokens(self) -> int:
+        """``cache_read_tokens + cache_write_tokens``."""
+        return self.cache_read_tokens + self.cache_write_tokens
+
+    @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def add(self, other: TokenUsage) -> None:
+    def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cache_read_tokens += other.cache_read_tokens
         self.cache_write_tokens += other.cache_write_tokens
+        self.cost_usd += other.cost_usd
+        self.requests += other.requests
 
 
 def sse(events: list[tuple[str | None, Any]]) -> bytes:
@@ -148,12 +161,12 @@ class WireFormat:
         raise NotImplementedError
 
     @classmethod
-    def render(cls, reply: Reply, model: str, usage: TokenUsage, stream: bool) -> tuple[str, bytes]:
+    def render(cls, reply: Reply, model: str, usage: Usage, stream: bool) -> tuple[str, bytes]:
         """``(content type, body)`` of a response carrying ``reply``."""
         raise NotImplementedError
 
     @classmethod
-    def usage(cls, body: bytes, stream: bool) -> TokenUsage:
+    def usage(cls, body: bytes, stream: bool) -> Usage:
         """Token usage reported by an upstream response body."""
         raise NotImplementedError
 

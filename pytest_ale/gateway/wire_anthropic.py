@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any, ClassVar
 
-from .wire import Reply, TokenUsage, WireFormat, as_text, sse, sse_data
+from .wire import Reply, Usage, WireFormat, as_text, sse, sse_data
 
 
 class AnthropicMessages(WireFormat):
@@ -56,7 +56,7 @@ class AnthropicMessages(WireFormat):
         return items
 
     @classmethod
-    def render(cls, reply: Reply, model: str, usage: TokenUsage, stream: bool) -> tuple[str, bytes]:
+    def render(cls, reply: Reply, model: str, usage: Usage, stream: bool) -> tuple[str, bytes]:
         blocks: list[dict[str, Any]] = []
         if reply.text:
             blocks.append({"type": "text", "text": reply.text})
@@ -114,7 +114,7 @@ class AnthropicMessages(WireFormat):
         return "text/event-stream", sse(events)
 
     @classmethod
-    def usage(cls, body: bytes, stream: bool) -> TokenUsage:
+    def usage(cls, body: bytes, stream: bool) -> Usage:
         found: dict[str, int] = {}
         if stream:
             for event in sse_data(body):
@@ -131,7 +131,7 @@ class AnthropicMessages(WireFormat):
                 found = {}
         read = found.get("cache_read_input_tokens", 0)
         write = found.get("cache_creation_input_tokens", 0)
-        return TokenUsage(  # Anthropic's input_tokens is the uncached part of the prompt only
+        return Usage(  # Anthropic's input_tokens is the uncached part of the prompt only
             input_tokens=found.get("input_tokens", 0) + read + write,
             output_tokens=found.get("output_tokens", 0),
             cache_read_tokens=read,

@@ -8,7 +8,7 @@ import re
 import uuid
 from typing import Any, ClassVar
 
-from .wire import Reply, TokenUsage, WireFormat, as_text, sse, sse_data
+from .wire import Reply, Usage, WireFormat, as_text, sse, sse_data
 
 PATH = re.compile(r"/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$")
 
@@ -76,7 +76,7 @@ class GeminiGenerate(WireFormat):
         return schema if isinstance(schema, dict) else None
 
     @classmethod
-    def render(cls, reply: Reply, model: str, usage: TokenUsage, stream: bool) -> tuple[str, bytes]:
+    def render(cls, reply: Reply, model: str, usage: Usage, stream: bool) -> tuple[str, bytes]:
         parts: list[dict[str, Any]] = []
         if reply.text:
             parts.append({"text": reply.text})
@@ -101,7 +101,7 @@ class GeminiGenerate(WireFormat):
         return "application/json", json.dumps(body).encode()
 
     @classmethod
-    def usage(cls, body: bytes, stream: bool) -> TokenUsage:
+    def usage(cls, body: bytes, stream: bool) -> Usage:
         metadata: Any = None
         chunks: list[Any]
         try:
@@ -113,10 +113,10 @@ class GeminiGenerate(WireFormat):
             if isinstance(chunk, dict) and chunk.get("usageMetadata"):
                 metadata = chunk["usageMetadata"]
         if not isinstance(metadata, dict):
-            return TokenUsage()
+            return Usage()
         # promptTokenCount holds the cached tokens; tool-use prompts are prompt tokens too
         cached = int(metadata.get("cachedContentTokenCount") or 0)
-        return TokenUsage(
+        return Usage(
             input_tokens=int(metadata.get("promptTokenCount") or 0)
             + int(metadata.get("toolUsePromptTokenCount") or 0),
             output_tokens=int(metadata.get("candidatesTokenCount") or 0)

@@ -8,12 +8,12 @@ import time
 import uuid
 from typing import Any, ClassVar
 
-from .wire import Reply, TokenUsage, WireFormat, as_text, sse, sse_data
+from .wire import Reply, Usage, WireFormat, as_text, sse, sse_data
 
 SYSTEM_ROLES = ("system", "developer")
 
 
-def _usage_json(usage: TokenUsage) -> dict[str, Any]:
+def _usage_json(usage: Usage) -> dict[str, Any]:
     prompt = usage.input_tokens
     return {
         "input_tokens": prompt,
@@ -24,13 +24,13 @@ def _usage_json(usage: TokenUsage) -> dict[str, Any]:
     }
 
 
-def _from_openai(usage: Any, prompt_key: str, completion_key: str, details_key: str) -> TokenUsage:
+def _from_openai(usage: Any, prompt_key: str, completion_key: str, details_key: str) -> Usage:
     if not isinstance(usage, dict):
-        return TokenUsage()
+        return Usage()
     # OpenAI's prompt figure already holds the cached tokens; it reports no cache writes
     prompt = int(usage.get(prompt_key) or 0)
     cached = int((usage.get(details_key) or {}).get("cached_tokens") or 0)
-    return TokenUsage(
+    return Usage(
         input_tokens=prompt,
         output_tokens=int(usage.get(completion_key) or 0),
         cache_read_tokens=cached,
@@ -86,7 +86,7 @@ class OpenAIResponses(WireFormat):
         return items
 
     @classmethod
-    def render(cls, reply: Reply, model: str, usage: TokenUsage, stream: bool) -> tuple[str, bytes]:
+    def render(cls, reply: Reply, model: str, usage: Usage, stream: bool) -> tuple[str, bytes]:
         output: list[dict[str, Any]] = []
         if reply.text:
             output.append(
@@ -156,7 +156,7 @@ class OpenAIResponses(WireFormat):
         return "text/event-stream", sse(events)
 
     @classmethod
-    def usage(cls, body: bytes, stream: bool) -> TokenUsage:
+    def usage(cls, body: bytes, stream: bool) -> Usage:
         usage: Any = None
         if stream:
             for event in sse_data(body):
@@ -213,7 +213,7 @@ class OpenAIChat(WireFormat):
         return items
 
     @classmethod
-    def render(cls, reply: Reply, model: str, usage: TokenUsage, stream: bool) -> tuple[str, bytes]:
+    def render(cls, reply: Reply, model: str, usage: Usage, stream: bool) -> tuple[str, bytes]:
         calls = [
             {
                 "id": call.id,
@@ -256,7 +256,7 @@ class OpenAIChat(WireFormat):
         return "text/event-stream", sse(events)
 
     @classmethod
-    def usage(cls, body: bytes, stream: bool) -> TokenUsage:
+    def usage(cls, body: bytes, stream: bool) -> Usage:
         usage: Any = None
         if stream:
             for event in sse_data(body):

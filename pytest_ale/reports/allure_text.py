@@ -36,9 +36,10 @@ def trial_description(result: TrialResult, labels: dict[str, str]) -> str:
     rows["duration"] = f"{result.duration_s:.1f} s"
     if result.phases:
         rows["phases"] = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
-    if result.input_tokens or result.output_tokens:
-        rows["tokens"] = f"{result.input_tokens} in, {result.output_tokens} out"
-        rows["cost"] = f"${result.cost_usd:.4f}"
+    usage = result.usage
+    if usage.input_tokens or usage.output_tokens:
+        rows["tokens"] = f"{usage.input_tokens} in, {usage.output_tokens} out"
+        rows["cost"] = f"${usage.cost_usd:.4f}"
     if result.artifacts:
         rows["artifacts"] = result.artifacts
     parts = [

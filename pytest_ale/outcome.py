@@ -4,7 +4,8 @@
 it, or 0 for breaking a rule such as the output cap), ``timeout`` / ``oom`` (the agent was
 stopped, graded anyway, below the threshold), ``budget`` (the gateway stopped the agent
 for its budget: graded, never passing) and ``error`` (infrastructure, task or grader
-fault: no score; counted as 0 in every mean and pass rate, and shown beside them).
+fault: no score; counted as 0 in every mean and pass rate, and shown beside them), its
+``error_kind`` one of ``ERROR_KINDS``.
 ``timed_out`` is kept beside the score even when a timed-out agent still passed.
 """
 
@@ -19,6 +20,9 @@ from typing import Any
 from .gateway.wire import Usage
 
 STATUSES = ("passed", "failed", "timeout", "oom", "budget", "error")
+#: what an ``error`` trial's ``error_kind`` may be: the ``kind`` of the ``errors.AleError``
+#: class that ended it (README, "Results"; docs/architecture.md, "Who is at fault")
+ERROR_KINDS = ("infrastructure", "task", "grader", "staging", "settings", "replay", "unclassified")
 #: the usage fields of a results.jsonl record, as they always were; ``cache_tokens`` (read
 #: + write) is kept for older readers, the request count travels as ``ale_model_requests``
 USAGE_FIELDS = (

@@ -25,17 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from .agents.base import Agent, AgentContext, AgentResult
-from .errors import (
-    AgentFault,
-    AleError,
-    GraderError,
-    InfrastructureError,
-    StagingError,
-    TaskDefinitionError,
-)
+from .errors import AgentFault, AleError, InfrastructureError
 from .fence import fence, verify
 from .lease import Lease
-from .outcome import TrialResult
+from .outcome import ERROR_KINDS, TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
 from .scoring import passes
 from .task import TaskAttempt, TaskDefinition
@@ -95,16 +88,10 @@ def run_trial(plan: TrialPlan) -> TrialResult:
             if attempt <= plan.infra_retries:
                 result.warnings.append(f"attempt {attempt}: infrastructure error, retried: {exc}")
                 continue
-            _fail(result, "infrastructure", exc)
+            _fail(result, exc)
             break
-        except TaskDefinitionError as exc:
-            _fail(result, "task", exc)
-            break
-        except (GraderError, StagingError) as exc:
-            _fail(result, "grader" if isinstance(exc, GraderError) else "staging", exc)
-            break
-        except AleError as exc:
-            _fail(result, "config", exc)
+        except AleError as exc:  # a task, grader, staging, settings or replay fault: no retry
+            _fail(result, exc)
             break
     result.duration_s = time.monotonic() - started
     _ensure_trajectory(plan, result)
@@ -140,9 +127,11 @@ def _write_trajectory(plan: TrialPlan, trajectory: dict[str, Any]) -> None:
     (plan.artifacts / "trajectory.json").write_text(json.dumps(trajectory, indent=2) + "\n")
 
 
-def _fail(result: TrialResult, kind: str, exc: BaseException) -> None:
+def _fail(result: TrialResult, exc: AleError) -> None:
+    """The trial ends in an error of ``exc``'s kind (``outcome.ERROR_KINDS``): no score."""
+    assert exc.kind in ERROR_KINDS, exc.kind
     result.status = "error"
-    result.error_kind = kind
+    result.error_kind = exc.kind
     result.error = str(exc)
     result.score = None
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
+
+from pytest_ale.errors import AleError
+from pytest_ale.outcome import ERROR_KINDS
 
 from .conftest import results
 
@@ -192,3 +196,29 @@ def test_results_are_recorded_for_every_trial_even_errors(pytester: pytest.Pytes
         ("good", "passed"),
     ]
     assert all(json.dumps(r) for r in rows)
+
+
+ERROR_MODULES = (
+    "pytest_ale.agents.cli",
+    "pytest_ale.liveness",
+    "pytest_ale.providers.vm_base",
+    "pytest_ale.providers.docker.client",
+)
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+def test_every_error_kind_is_one_of_the_list() -> None:
+    """Each error class names its kind, every kind is in ``outcome.ERROR_KINDS``, and the
+    list holds no kind that no error has (the old catch-all "config" is gone)."""
+    for module in ERROR_MODULES:  # the modules that define errors of their own
+        importlib.import_module(module)
+    kinds = {cls: cls.kind for cls in [AleError, *_subclasses(AleError)]}
+    assert set(kinds.values()) <= set(ERROR_KINDS), kinds
+    assert set(ERROR_KINDS) == set(kinds.values()), set(ERROR_KINDS) - set(kinds.values())
+    assert len(set(ERROR_KINDS)) == len(ERROR_KINDS) and "config" not in ERROR_KINDS
+    by_name = {cls.__name__: kind for cls, kind in kinds.items()}
+    assert by_name["ConfigError"] == "settings" and by_name["ReplayDivergence"] == "replay"
+    assert by_name["OutputOverCap"] == "staging" and by_name["ContainerDiedError"] == "infrastructure"

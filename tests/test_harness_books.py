@@ -140,7 +140,7 @@ def test_upstream_401_ends_claude_code_within_seconds(
     assert found["ale_status"] == "error" and float(found["ale_duration_s"]) < 60  # not 300 s
     folder = artifacts(pytester)
     record = json.loads((folder / "result.json").read_text())
-    assert record["error_kind"] == "config"
+    assert record["error_kind"] == "settings"  # a key the upstream refuses
     assert f"upstream anthropic ({fake.url}) answered HTTP 401" in record["error"]
     assert "ANTHROPIC_API_KEY" in record["error"]
     assert (folder / "trajectory.json").is_file() and (folder / "gateway.json").is_file()

@@ -49,6 +49,8 @@ BASE_URL = PLACEHOLDER
 class ReplayDivergence(AleError):
     """A replayed trial asked the model something its cassette does not hold."""
 
+    kind: ClassVar[str] = "replay"
+
 
 @dataclass
 class Launch:

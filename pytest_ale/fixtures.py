@@ -16,7 +16,9 @@ Function-scoped:
   sets ``SandboxSpec`` fields (``network=True``, ``workdir=...``);
 - ``ale_agent``: ``run(instruction, ...) -> AgentResult``, ``ale_harness`` installed into
   ``ale_sandbox`` (once) and run on the instruction there, behind the gateway, then fenced
-  (nothing it started still runs when the test looks at what it left).
+  (nothing it started still runs when the test looks at what it left); its log, the
+  gateway's books and its trajectory are written as a trial's are (``trial.save_run``)
+  to ``reports/runs/<run>/tests/<test>/``.
 
 Any of them can be overridden in a ``conftest.py`` by a fixture of the same name.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,7 @@ from .fence import fence
 from .gateway import runtime
 from .lease import Lease
 from .sandbox import Provider, Sandbox, SandboxSpec
+from .trial import save_run
 
 if TYPE_CHECKING:
     from .gateway.server import Gateway
@@ -148,7 +152,6 @@ class AgentRun:
             workdir=self.sandbox.workdir,
             task_name=self.test_id,
             variant="base",
-            artifacts=self.artifacts,
             solution=solution if self.harness.uses_solution else None,
             model=model or self.harness.model,
             env=dict(env or {}),
@@ -156,11 +159,16 @@ class AgentRun:
         try:
             result = self.harness.run(self.sandbox, context)
         except BaseException:
-            self.harness.partial_result(self.test_id)  # what it kept is for trials only
+            partial = self.harness.partial_result(self.test_id)
+            if partial is not None:  # its books, written as a trial's are (never masking why)
+                with contextlib.suppress(Exception):
+                    save_run(self.artifacts, self.harness, partial, instruction, self.test_id)
             with contextlib.suppress(AleError):
                 fence(self.sandbox)
             raise
         fence(self.sandbox)
+        for problem in save_run(self.artifacts, self.harness, result, instruction, self.test_id):
+            warnings.warn(problem, AleTrialWarning, stacklevel=2)
         return result
 
 

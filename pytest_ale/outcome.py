@@ -90,8 +90,11 @@ class TrialResult:
     def from_json(cls, data: dict[str, Any]) -> TrialResult:
         """The result ``to_json`` wrote (a report's, a results.jsonl line); unknown keys
         (from a newer version) are left out."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        known = {f.name for f in fields(cls)} - {"usage"}
+        record = {key: value for key, value in data.items() if key in known}
+        usage = Usage(**{f.name: data[f.name] for f in fields(Usage) if f.name in data})
+        usage.requests = int((data.get("extra_properties") or {}).get("ale_model_requests") or 0)
+        return cls(**record, usage=usage)
 
     def properties(self) -> list[tuple[str, object]]:
         """What ``record_property`` carries into JUnit XML (and xdist reports)."""

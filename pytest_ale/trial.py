@@ -7,6 +7,10 @@ trial's own task state) and set it up -> install + run the agent (time-boxed)
 close the attempt and release, always. Infrastructure faults retry the whole trial on a
 fresh sandbox (and a fresh attempt).
 
+trial.py is the one writer of a trial's artifacts (``save_run``: agent.log, the gateway's
+books, trajectory.json, converted after the run; then result.json); an agent only returns
+what it did (``AgentResult``).
+
 Who is at fault decides the record (one rule, README "What pytest-ale guarantees"): what
 the agent causes (output over a cap, a crash, a timeout, the budget) is graded, 0 unless
 the grader gives partial credit; only infrastructure, task and grader faults are errors.
@@ -109,22 +113,15 @@ def _ensure_trajectory(plan: TrialPlan, result: TrialResult) -> None:
     except Exception:  # a broken task's instruction may be what failed
         instruction = ""
     happened = f"trial {result.status} ({result.error_kind}): {result.error}" if result.error else ""
-    _write_trajectory(
-        plan, _bare_trajectory(plan, result.agent_version, instruction, happened, result.agent_exit_code)
+    bare = process_trajectory(
+        plan.test_id, plan.agent.label, result.agent_version, instruction, happened, result.agent_exit_code
     )
+    _write_trajectory(plan.artifacts, bare.model_dump(exclude_none=True))
 
 
-def _bare_trajectory(
-    plan: TrialPlan, version: str | None, instruction: str, log: str, exit_code: int | None
-) -> dict[str, Any]:
-    """The trajectory of a run with no converted one: the instruction, the log, the exit."""
-    trajectory = process_trajectory(plan.test_id, plan.agent.label, version, instruction, log, exit_code)
-    return trajectory.model_dump(exclude_none=True)
-
-
-def _write_trajectory(plan: TrialPlan, trajectory: dict[str, Any]) -> None:
-    plan.artifacts.mkdir(parents=True, exist_ok=True)
-    (plan.artifacts / "trajectory.json").write_text(json.dumps(trajectory, indent=2) + "\n")
+def _write_trajectory(folder: Path, trajectory: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "trajectory.json").write_text(json.dumps(trajectory, indent=2) + "\n")
 
 
 def _fail(result: TrialResult, exc: AleError) -> None:
@@ -264,28 +261,35 @@ def _collect(sandbox: Sandbox, dest: Path, result: TrialResult) -> Path:
     return dest
 
 
-def _save_run(plan: TrialPlan, result: TrialResult, run: AgentResult, instruction: str) -> None:
-    """Write what the run returned: ``agent.log``, the gateway's books (``gateway.json``,
-    ``gateway.jsonl``) and the trajectory, converted only now (``Agent.trajectory``): a
-    converter that raises leaves the bare record and a warning, never an error or a retry."""
-    folder = plan.artifacts
+def save_run(folder: Path, agent: Agent, run: AgentResult, instruction: str, session_id: str) -> list[str]:
+    """Write what ``agent``'s ``run`` returned into ``folder`` (a trial's, or a fixture
+    test's): ``agent.log``, the gateway's books (``gateway.json``, ``gateway.jsonl``) and
+    the trajectory, converted only now (``Agent.trajectory``). A converter that raises
+    leaves the bare record and a warning (returned), never an error or a retry."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "agent.log").write_text(run.log, encoding="utf-8", errors="replace")
     if run.gateway is not None:
         lines = [json.dumps(event, sort_keys=True) for event in run.gateway_events]
         (folder / "gateway.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""))
         (folder / "gateway.json").write_text(json.dumps(run.gateway, indent=2) + "\n")
+    problems: list[str] = []
     try:
-        trajectory = plan.agent.trajectory(run, instruction, plan.test_id)
+        trajectory = agent.trajectory(run, instruction, session_id)
     except Exception as exc:
         trajectory = None
-        result.warnings.append(
-            f"trajectory: {plan.agent.label}'s converter raised {type(exc).__name__}: {exc}; "
+        problems.append(
+            f"trajectory: {agent.label}'s converter raised {type(exc).__name__}: {exc}; "
             "trajectory.json holds the bare record of the run"
         )
     if trajectory is None:
-        trajectory = _bare_trajectory(plan, run.version, instruction, run.log, run.exit_code)
-    _write_trajectory(plan, trajectory)
+        bare = process_trajectory(session_id, agent.label, run.version, instruction, run.log, run.exit_code)
+        trajectory = bare.model_dump(exclude_none=True)
+    _write_trajectory(folder, trajectory)
+    return problems
+
+
+def _save_run(plan: TrialPlan, result: TrialResult, run: AgentResult, instruction: str) -> None:
+    result.warnings += save_run(plan.artifacts, plan.agent, run, instruction, plan.test_id)
 
 
 def _status(result: TrialResult, threshold: float) -> str:

@@ -184,6 +184,7 @@ def test_junit_properties_carry_the_cache_figures():
     assert (record["input_tokens"], record["output_tokens"], record["cost_usd"]) == (9000, 10, 0.0)
     assert (record["cache_read_tokens"], record["cache_write_tokens"]) == (8000, 700)
     assert record["cache_tokens"] == 8700 and "usage" not in record  # the old sum, for older readers
+    assert TrialResult.from_json(json.loads(json.dumps(record))) == result  # and back (the xdist controller)
 
 
 # -- 3. an upstream failing or hanging costs a bounded time, then stops the trial ------------

@@ -49,6 +49,9 @@ class WatchedProvider(Provider):
                 "(--ale-sweep-force) or by hand? The trial's score is not kept"
             ) from in_flight
 
+    def release_held(self) -> None:
+        self.inner.release_held()
+
     def sweep(self, run_id: str | None = None) -> list[str]:
         return self.inner.sweep(run_id)
 

@@ -14,22 +14,33 @@ import io
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ...errors import OutputOverCap, StagingError
 from ...staging import ExtractReport, safe_extract
 from ..tar_shell import archive_result
 from .archive import ChunkReader, stripped
 
-if TYPE_CHECKING:
-    from .sandbox import DockerSandbox
+
+class Container(Protocol):
+    """What collecting needs of a ``DockerSandbox`` (a protocol: no import of it here)."""
+
+    name: str
+    max_output_bytes: int
+    max_output_files: int
+
+    def engine_stream(self, src: str) -> tuple[Iterator[bytes], str | None]: ...
+
+    def tar_to_file(self, src: str, spool: Any, limit: int) -> Any: ...
+
 
 #: engine archive requests tried before tar in the container makes the archive
 ENGINE_ATTEMPTS = 3
 
 
-def collect_output(sandbox: DockerSandbox, src: str, dest: Path) -> ExtractReport:
+def collect_output(sandbox: Container, src: str, dest: Path) -> ExtractReport:
     """Folder ``src`` of the container into host folder ``dest``, capped."""
     for _ in range(ENGINE_ATTEMPTS):
         try:
@@ -53,14 +64,14 @@ def collect_output(sandbox: DockerSandbox, src: str, dest: Path) -> ExtractRepor
         return _extract(sandbox, spool, dest)
 
 
-def _from_engine(sandbox: DockerSandbox, src: str, dest: Path) -> ExtractReport:
+def _from_engine(sandbox: Container, src: str, dest: Path) -> ExtractReport:
     chunks, top = sandbox.engine_stream(src)
     if top is not None:  # a folder: strip the folder itself
         chunks = stripped(chunks, top=top)
     return _extract(sandbox, io.BufferedReader(ChunkReader(chunks), 1 << 20), dest)
 
 
-def _extract(sandbox: DockerSandbox, stream: Any, dest: Path) -> ExtractReport:
+def _extract(sandbox: Container, stream: Any, dest: Path) -> ExtractReport:
     try:
         return safe_extract(
             stream, dest, max_bytes=sandbox.max_output_bytes, max_files=sandbox.max_output_files, strict=True
@@ -69,7 +80,7 @@ def _extract(sandbox: DockerSandbox, stream: Any, dest: Path) -> ExtractReport:
         raise OutputOverCap(f"{exc} ({caps_named(sandbox)})") from exc
 
 
-def caps_named(sandbox: DockerSandbox) -> str:
+def caps_named(sandbox: Container) -> str:
     """The caps and the options that set them, for a message."""
     return (
         f"the docker provider's caps: max_output_mb={sandbox.max_output_bytes // 1024**2}, "

@@ -37,15 +37,12 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import Any, ClassVar
 
 from ..errors import ConfigError, InfrastructureError
 from ..sandbox import Provider, Sandbox, SandboxSpec, run_id_matches
-from ..typed_options import OutputCaps
 from .bwrap import SETPRIV
-from .local_sandbox import AGENT_UIDS, DEFAULT_MAX_PROCESSES, MARKER_FILE, LocalSandbox
+from .local_sandbox import AGENT_UIDS, MARKER_FILE, LocalOptions, LocalSandbox
 from .processes import kill_marked, kill_uid
 
 __all__ = ["LocalIsolationWarning", "LocalOptions", "LocalProvider", "LocalSandbox"]
@@ -56,20 +53,6 @@ UID_FILE = ".ale-uid"
 
 class LocalIsolationWarning(UserWarning):
     """Trials run as plain host processes because bubblewrap is not installed."""
-
-
-class LocalOptions(OutputCaps):
-    """``providers/local.yaml``."""
-
-    isolation: Literal["auto", "bwrap", "none"] = "auto"
-    #: where trial folders go (default: the system's temporary folder)
-    root: str | None = None
-    #: more host folders to show read-only inside bubblewrap
-    ro_binds: list[str] = Field(default_factory=list)
-    #: allow the network
-    network: bool = False
-    #: how many processes the agent may have at once when pytest runs as root
-    max_processes: int = Field(DEFAULT_MAX_PROCESSES, gt=0)
 
 
 class LocalProvider(Provider):

@@ -21,7 +21,9 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
+
+from pydantic import Field
 
 from ..errors import InfrastructureError, OutputOverCap, SandboxGoneError, StagingError
 from ..sandbox import GRADER_ENV, ExecResult, Sandbox, SandboxSpec
@@ -31,11 +33,17 @@ from ..staging import (
     safe_extract,
     tar_directory_contents,
 )
+from ..typed_options import OutputCaps
 from .bwrap import bwrap_argv, drop_to
-from .processes import MARKER, _scan, kill_marked, kill_running, kill_uid, run_killable, uid_processes
-
-if TYPE_CHECKING:
-    from .local import LocalOptions
+from .processes import (
+    MARKER,
+    kill_marked,
+    kill_running,
+    kill_uid,
+    marked_processes,
+    run_killable,
+    uid_processes,
+)
 
 MARKER_FILE = ".ale-marker"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,6 +53,20 @@ AGENT_UIDS = range(1_200_000, 1_300_000)
 GRADER = "ale-grader"
 #: processes the agent's uid may have at once (a fork bomb stops there, not at the host's)
 DEFAULT_MAX_PROCESSES = 4096
+
+
+class LocalOptions(OutputCaps):
+    """``providers/local.yaml``."""
+
+    isolation: Literal["auto", "bwrap", "none"] = "auto"
+    #: where trial folders go (default: the system's temporary folder)
+    root: str | None = None
+    #: more host folders to show read-only inside bubblewrap
+    ro_binds: list[str] = Field(default_factory=list)
+    #: allow the network
+    network: bool = False
+    #: how many processes the agent may have at once when pytest runs as root
+    max_processes: int = Field(DEFAULT_MAX_PROCESSES, gt=0)
 
 
 class LocalSandbox(Sandbox):
@@ -286,7 +308,7 @@ class LocalSandbox(Sandbox):
         count = len(alive)
         if self.agent_uid is not None:
             count += len(uid_processes(self.agent_uid))
-        return count + len(_scan(self.marker)[0])
+        return count + len(marked_processes(self.marker)[0])
 
     def prepare_grading(self) -> None:
         """The sandbox's ``/tmp`` becomes the grader's: what the agent left there moves to

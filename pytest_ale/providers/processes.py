@@ -20,7 +20,7 @@ from dataclasses import dataclass
 MARKER = "ALE_SANDBOX_ID"
 
 
-def _scan(marker_value: str) -> tuple[list[int], bool]:
+def marked_processes(marker_value: str) -> tuple[list[int], bool]:
     """PIDs of processes whose environment carries ``ALE_SANDBOX_ID=marker_value``, and
     whether some process showed an empty environment: one caught inside ``execve`` does for
     a moment, and may be one of ours."""
@@ -68,7 +68,7 @@ def kill_marked(marker_value: str, rounds: int = 20) -> int:
     killed: set[int] = set()
     rechecks = 2  # a process started with an empty environment (env -i) stays "unsure"
     for _ in range(rounds):
-        found, unsure = _scan(marker_value)
+        found, unsure = marked_processes(marker_value)
         pids = [p for p in found if not _is_zombie(p)]
         if not pids:
             if not unsure or rechecks == 0:

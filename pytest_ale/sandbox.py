@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import io
+import posixpath
 import shlex
 import tarfile
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import InfrastructureError
+from .errors import AleError, InfrastructureError, OutputOverCap
 from .staging import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MAX_OUTPUT_FILES,
@@ -114,17 +115,31 @@ class Sandbox(abc.ABC):
         user: str | None = None,
         stdin: bytes | None = None,
     ) -> ExecResult:
-        """Run ``cmd`` (a shell string or an argv list); on timeout kill its process tree."""
+        """Run ``cmd`` (a shell string, or an argv list passed as it is) and wait for it.
+
+        ``cwd`` defaults to the workspace, a relative one is under it; ``env`` is added as
+        given (any value), nothing of the host's environment enters; ``user=None`` is the
+        agent, ``grader_user`` the grader; ``stdin`` of any size is fed, read or not.
+        Output is UTF-8 (other bytes become U+FFFD), each stream capped at 16 MiB (the rest
+        dropped, saying so). Past ``timeout`` every process the command started is killed
+        (``setsid`` ones too), ``timed_out`` is set and what it printed is kept. What the
+        command did is the ``ExecResult``, never an exception: a missing ``cwd`` or an
+        unknown ``user`` fails with the reason on stderr, a missing program exits 127 and
+        one that cannot run (permission denied) 126. Raises ``InfrastructureError`` only
+        when the sandbox itself fails (released, gone, unreachable)."""
 
     @abc.abstractmethod
     def put_archive(self, dest: str, data: bytes) -> None:
-        """Extract the tar stream ``data`` into folder ``dest`` (created if missing)."""
+        """Extract the tar stream ``data`` into folder ``dest`` (created if missing; as the
+        provider's own account, so files already there are replaced whatever their mode);
+        ``StagingError`` when it cannot be written or a member is refused."""
 
     @abc.abstractmethod
     def get_archive(self, src: str) -> bytes:
-        """A tar stream of folder ``src``'s contents (names relative to it), or of one file;
-        ``FileNotFoundError`` when it does not exist. A file something still writes is
-        archived as it was read, never an error (the conformance suite checks this)."""
+        """A tar stream of folder ``src``'s contents (names relative to it), or of one file
+        (one member, its name); ``FileNotFoundError`` naming ``src`` when it does not
+        exist. A file something still writes is archived as it was read, never an error.
+        Every guarantee here is checked by the conformance suite (``pytest_ale.testing``)."""
 
     @abc.abstractmethod
     def kill_all(self) -> int:
@@ -188,6 +203,11 @@ class Sandbox(abc.ABC):
         """An absolute sandbox path under the workspace."""
         return "/".join([self.workdir.rstrip("/"), *(p.strip("/") for p in parts)])
 
+    def abspath(self, path: str) -> str:
+        """``path`` made absolute: one not starting with ``/`` is under the workspace (as
+        every path and ``cwd`` the methods here take)."""
+        return posixpath.normpath(posixpath.join(self.workdir, path))
+
     def sh(self, script: str, **kwargs: Any) -> ExecResult:
         return self.exec(["/bin/sh", "-c", script], **kwargs)
 
@@ -201,9 +221,12 @@ class Sandbox(abc.ABC):
         return self.sh(f"test -d {shlex.quote(path)}").exit_code == 0
 
     def read_bytes(self, path: str) -> bytes:
-        """The content of one regular file; ``FileNotFoundError`` when there is none."""
+        """The content of one regular file (``b""`` when empty), read as the provider's own
+        account; ``FileNotFoundError`` when there is none, ``IsADirectoryError`` for a
+        folder, ``PermissionError`` where that account cannot read it; each names ``path``."""
+        path = self.abspath(path)
         if not self.is_file(path):
-            raise FileNotFoundError(path)
+            raise (IsADirectoryError if self.is_dir(path) else FileNotFoundError)(path)
         with tarfile.open(fileobj=io.BytesIO(self.get_archive(path))) as tar:
             for member in tar:
                 extracted = tar.extractfile(member) if member.isfile() else None
@@ -215,8 +238,16 @@ class Sandbox(abc.ABC):
         return self.read_bytes(path).decode(encoding)
 
     def write_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        parent, _, name = path.rstrip("/").rpartition("/")
-        self.put_archive(parent or "/", tar_of_file(name, data, mode))
+        """Write one file, making missing folders above it and replacing a file already
+        there (read-only or not); a folder holding anything there is never replaced:
+        ``IsADirectoryError`` naming ``path``."""
+        parent, _, name = self.abspath(path).rpartition("/")
+        try:
+            self.put_archive(parent or "/", tar_of_file(name, data, mode))
+        except AleError:
+            if self.is_dir(self.abspath(path)):
+                raise IsADirectoryError(self.abspath(path)) from None
+            raise
 
     def write_text(self, path: str, text: str, encoding: str = "utf-8") -> None:
         self.write_bytes(path, text.encode(encoding))
@@ -236,13 +267,16 @@ class Sandbox(abc.ABC):
         (``safe_extract``) and within ``max_output_bytes`` / ``max_output_files``:
         ``OutputOverCap`` past them (the agent's fault), ``FileNotFoundError`` when ``src``
         is missing. Providers that can stream to disk override this."""
-        return safe_extract(
-            self.get_archive(src),
-            dest,
-            max_bytes=self.max_output_bytes,
-            max_files=self.max_output_files,
-            strict=True,
-        )
+        try:
+            archive = self.get_archive(src)
+            return safe_extract(
+                archive, dest, max_bytes=self.max_output_bytes, max_files=self.max_output_files, strict=True
+            )
+        except OutputOverCap as exc:
+            raise OutputOverCap(
+                f"{exc} (the caps: max_output_mb={self.max_output_bytes / 1024**2:g}, "
+                f"max_output_files={self.max_output_files} in the provider's options)"
+            ) from exc
 
     def mkdir(self, path: str) -> None:
         self.exec(["mkdir", "-p", path])
@@ -310,6 +344,9 @@ class Provider(abc.ABC):
     #: the options this provider accepts: a ``ProviderOptions`` subclass
     Options: ClassVar[type[ProviderOptions]] = ProviderOptions
     options: ProviderOptions
+    #: a process an ``exec`` started in the background outlives it (not where each command
+    #: has a PID namespace of its own, as in local's sandbox); the conformance suite asks it
+    background_survives_exec: ClassVar[bool] = True
 
     def __init__(self, options: ProviderOptions | Mapping[str, Any] | None = None) -> None:
         self.options = self.Options.validated(options, owner=f"provider {self.name!r}")

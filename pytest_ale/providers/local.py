@@ -62,6 +62,7 @@ class LocalProvider(Provider):
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
     Options = LocalOptions
     options: LocalOptions
+    background_survives_exec: ClassVar[bool] = False  # a PID namespace per command
     _warned: ClassVar[bool] = False
 
     def __init__(self, options: LocalOptions | Mapping[str, Any] | None = None) -> None:

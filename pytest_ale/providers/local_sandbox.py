@@ -137,7 +137,7 @@ class LocalSandbox(Sandbox):
     # -- paths -------------------------------------------------------------------------
     def to_host(self, path: str) -> Path | None:
         """The host path behind a sandbox path, or ``None`` when it is not writable here."""
-        norm = os.path.normpath("/" + path.lstrip("/"))
+        norm = self.abspath(path)
         for inside, host in sorted(self.mounts, key=lambda m: -len(m[0])):
             if norm == inside or norm.startswith(inside.rstrip("/") + "/"):
                 return host / os.path.relpath(norm, inside)
@@ -151,6 +151,8 @@ class LocalSandbox(Sandbox):
             raise SandboxGoneError(f"the local sandbox's folder {self.root} was removed (swept?)")
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         grader = user == GRADER
+        if user is not None and not grader:
+            return ExecResult(126, "", f"no user {user!r} here: only the agent (user=None) and {GRADER!r}\n")
         full_env = {
             "PATH": self.grader_path if grader else self.path_env,
             "HOME": self.home,
@@ -164,7 +166,7 @@ class LocalSandbox(Sandbox):
             full_env["PATH"] = self.grader_path
             full_env["HOME"] = full_env["TMPDIR"] = cwd or self.scratch
         full_env[MARKER] = self.marker
-        workdir = cwd or self.workdir
+        workdir = self.abspath(cwd) if cwd else self.workdir
         if self.bwrap:
             if self.agent_uid is not None and not grader:
                 # the uid is this sandbox's alone, so RLIMIT_NPROC is a per-sandbox limit

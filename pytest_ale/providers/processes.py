@@ -203,8 +203,13 @@ class _CappedReader(threading.Thread):
             self.pipe.close()
 
     def value(self) -> bytes:
-        note = f"\n(output cut: {self.dropped} more bytes dropped past 16 MiB)\n" if self.dropped else ""
-        return bytes(self.kept) + note.encode()
+        return capped_output(self.kept, self.dropped)
+
+
+def capped_output(kept: bytes | bytearray, dropped: int) -> bytes:
+    """What a stream kept, and a note of how much was dropped past ``MAX_STREAM_BYTES``."""
+    note = f"\n(output cut: {dropped} more bytes dropped past 16 MiB)\n" if dropped else ""
+    return bytes(kept) + note.encode()
 
 
 def _feed(pipe, data: bytes) -> None:

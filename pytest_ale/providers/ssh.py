@@ -33,6 +33,7 @@ import asyncssh
 
 from ..errors import ConfigError, InfrastructureError
 from ..typed_options import OutputCaps
+from .processes import MAX_STREAM_BYTES, capped_output
 from .ssh_loop import LoopThread, shared_loop
 
 #: errors that mean "the connection is gone", as opposed to "the command failed"
@@ -219,17 +220,31 @@ class SshSession:
         conn = await self._ensure()
         started = time.monotonic()
         try:
-            done = await conn.run(command, input=stdin, encoding=None, timeout=timeout, check=False)
-        except asyncssh.TimeoutError as exc:
-            return Completed(None, _b(exc.stdout), _b(exc.stderr), True, time.monotonic() - started)
+            proc = await conn.create_process(command, encoding=None)
         except DROPPED as exc:
             raise ConnectionDropped(f"SSH connection to {self.target.label()} dropped: {exc}") from exc
-        if done.exit_status is None and done.exit_signal is None:
+        out, err = _Capped(), _Capped()
+        feeding = asyncio.ensure_future(_feed(proc, stdin))  # read or not, it never blocks the end
+
+        async def whole() -> None:
+            await asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
+            await proc.wait_closed()
+
+        try:
+            await asyncio.wait_for(whole(), timeout)
+        except TimeoutError:
+            proc.close()
+            return Completed(None, out.value(), err.value(), True, time.monotonic() - started)
+        except DROPPED as exc:
+            raise ConnectionDropped(f"SSH connection to {self.target.label()} dropped: {exc}") from exc
+        finally:
+            feeding.cancel()
+        if proc.exit_status is None and proc.exit_signal is None:
             raise ConnectionDropped(f"SSH connection to {self.target.label()} dropped mid-command")
-        code = done.exit_status if done.exit_status is not None else 128 + 9
-        if done.exit_signal is not None and done.exit_status in (None, -1):
+        code = proc.exit_status if proc.exit_status is not None else 128 + 9
+        if proc.exit_signal is not None and proc.exit_status in (None, -1):
             code = -1
-        return Completed(code, _b(done.stdout), _b(done.stderr), False, time.monotonic() - started)
+        return Completed(code, out.value(), err.value(), False, time.monotonic() - started)
 
     def run_to_file(
         self, command: str, out: BinaryIO, *, limit: int, timeout: float | None = None
@@ -313,10 +328,30 @@ async def _close(conn: asyncssh.SSHClientConnection) -> None:
         await asyncio.wait_for(conn.wait_closed(), 5)
 
 
-def _b(data: Any) -> bytes:
-    if data is None:
-        return b""
-    return data if isinstance(data, bytes) else str(data).encode()
+async def _feed(proc: Any, data: bytes) -> None:
+    """A command's whole stdin, then its end (a command that exits unread ends the channel)."""
+    with contextlib.suppress(Exception):
+        if data:
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+        proc.stdin.write_eof()
+
+
+class _Capped:
+    """One output stream, its first ``MAX_STREAM_BYTES`` kept, the rest read and dropped
+    (an agent printing without end must not fill the host's memory), saying so."""
+
+    def __init__(self) -> None:
+        self.kept, self.dropped = bytearray(), 0
+
+    async def drain(self, stream: Any) -> None:
+        while chunk := await stream.read(1 << 20):
+            room = max(MAX_STREAM_BYTES - len(self.kept), 0)
+            self.kept += chunk[:room]
+            self.dropped += max(len(chunk) - room, 0)
+
+    def value(self) -> bytes:
+        return capped_output(self.kept, self.dropped)
 
 
 @dataclass

@@ -4,8 +4,9 @@ Two accounts on the machine: the *login user* (SSH; root, or with passwordless s
 staging, fencing and grading; the *agent user* (``agent_user``: unprivileged, no sudo)
 runs every command by default, switched to with ``setpriv`` (root) or ``sudo -u`` and
 always with ``no_new_privs``, so setuid binaries give it nothing. Its ``HOME`` is a fresh
-folder in the trial's scratch. Commands run as ``exec SWITCH env MARKERS... sh -c 'cd CWD
-&& exec ARGV'``; every process inherits ``ALE_SANDBOX_ID`` (the sandbox) and
+folder in the trial's scratch. Commands run as ``exec SWITCH env -i VARS... sh -c 'cd CWD
+&& exec ARGV'`` (nothing of the login's environment: a system PATH, HOME, LANG, the
+command's ``env``); every process inherits ``ALE_SANDBOX_ID`` (the sandbox) and
 ``ALE_EXEC_ID`` (the one command), and a timeout kills every process carrying the
 command's marker (one ``grep`` over ``/proc/*/environ``).
 
@@ -34,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InfrastructureError, OutputOverCap, SandboxGoneError, StagingError
-from ..sandbox import ExecResult, Sandbox, SandboxSpec
+from ..sandbox import GRADER_ENV, ExecResult, Sandbox, SandboxSpec
 from ..staging import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUT_FILES, ExtractReport, safe_extract
 from .fence_shell import COUNT_UID, KILL_UID, QUARANTINE, SCRUB, quarantine_name
 from .processes import MARKER
@@ -156,15 +157,16 @@ class SshSandbox(Sandbox):
             raise InfrastructureError(f"{self.name}: the sandbox was already released")
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else [str(a) for a in cmd]
         exec_id = uuid.uuid4().hex
-        markers = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", **{k: str(v) for k, v in (env or {}).items()}}
+        target = user or self.agent_user
+        markers = {"PATH": GRADER_ENV["PATH"], "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb"}
+        markers.update({**self._identity(target), **{k: str(v) for k, v in (env or {}).items()}})
         markers[MARKER] = self.marker
         markers[EXEC_MARKER] = exec_id
-        target = user or self.agent_user
-        markers = {**self._identity(target), **markers}
         env_words = " ".join(shlex.quote(f"{k}={v}") for k, v in markers.items())
-        command = (
-            f"exec {self._switch(target)} env {env_words} /bin/sh -c {shlex.quote(CD_EXEC)} "
-            f"{shlex.quote(cwd or self.workdir)} {shlex.join(argv)}"
+        home = "" if "HOME" in markers else '"HOME=$HOME" '  # the login user's own
+        command = (  # env -i: nothing of the login's environment (its PATH, its keys) enters
+            f"exec {self._switch(target)} env -i {home}{env_words} /bin/sh -c {shlex.quote(CD_EXEC)} "
+            f"{shlex.quote(self.abspath(cwd) if cwd else self.workdir)} {shlex.join(argv)}"
         )
         try:
             done = self.session.run(command, stdin=stdin or b"", timeout=timeout)
@@ -188,6 +190,7 @@ class SshSandbox(Sandbox):
 
     def put_archive(self, dest: str, data: bytes) -> None:
         """Extract as the agent inside its own area (before grading), as root elsewhere."""
+        dest = self.abspath(dest)
         script = _script('mkdir -p "$1" && tar -x -p --no-same-owner -C "$1" -f -', dest)
         if self.agent_user is not None and not self.grading and self._agent_area(dest):
             script = f"exec {self._switch(self.agent_user)} /bin/sh -c {shlex.quote(script)}"
@@ -201,12 +204,14 @@ class SshSandbox(Sandbox):
             )
 
     def get_archive(self, src: str) -> bytes:
+        src = self.abspath(src)
         done = self.run_script(archive_script(src), timeout=3600, root=True)
         return archive_result(self.name, src, done.exit_code, done.stdout, done.stderr)
 
     def collect(self, src: str, dest: Path) -> ExtractReport:
         """``src`` (``output/``) into host folder ``dest``: tar's stream is spooled to a host
         file as it comes (stopped past the caps, with room for headers), then extracted."""
+        src = self.abspath(src)
         limit = self.max_output_bytes + (self.max_output_files + 1) * 8192 + 64 * 1024**2
         with tempfile.TemporaryFile(prefix="ale-collect-") as spool:
             try:
@@ -335,8 +340,10 @@ class SshSandbox(Sandbox):
     def _identity(self, user: str | None) -> dict[str, str]:
         if user == self.agent_user and user is not None:
             return {"HOME": self.home, "USER": user, "LOGNAME": user}
-        if user in ("root", "0") and self.login != "root":
+        if user in ("root", "0"):
             return {"HOME": "/root", "USER": "root", "LOGNAME": "root"}
+        if user is not None and user != self.login:
+            return {"HOME": f"/home/{user}", "USER": user, "LOGNAME": user}
         return {}
 
     def _agent_area(self, path: str) -> bool:

@@ -28,6 +28,7 @@ from .archive import contents, one_file, restamp
 from .client import ContainerDiedError
 from .collect import collect_output
 from .commands import FENCE_ALL, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
+from .folders import Folders
 
 #: staged folders bigger than this are streamed from disk; smaller ones go in memory
 STREAM_FROM_BYTES = 32 * 1024**2
@@ -41,7 +42,7 @@ MKDIRS_THEN_EXEC = (
 )
 
 
-class DockerSandbox(Sandbox):
+class DockerSandbox(Folders, Sandbox):
     """One trial's container."""
 
     grader_user = "root"
@@ -82,6 +83,7 @@ class DockerSandbox(Sandbox):
             self.put_archive("/tmp", one_file(path[5:], stdin, self.uid, self.gid))
             argv = ["/bin/sh", "-c", 'exec "$@" < "$0"', path, *argv]
         if cwd:
+            cwd = self.abspath(cwd)
             self._flush_dirs(cwd)
         if self._pending_dirs and user in (self.user, "root", "0"):
             dirs, self._pending_dirs = self._pending_dirs, []
@@ -99,9 +101,11 @@ class DockerSandbox(Sandbox):
         oom = outcome.exit_code == 137 and self._oom_happened()
         stdout, stderr = outcome.stdout.decode("utf-8", "replace"), outcome.stderr.decode("utf-8", "replace")
         code = outcome.exit_code
-        if code == 126 and stdout.startswith("OCI runtime exec failed"):  # never started
+        if code == 126 and stdout.startswith(("OCI runtime exec failed", "unable to find user")):  # never ran
             stdout, stderr = "", stdout.strip() + "\n"
             code = 127 if "not found" in stderr or "no such file" in stderr else code
+        elif code == 126 and not (stdout or stderr):  # the engine's reason did not come through
+            stderr = f"exit 126: the engine did not run the command (has the image a user {user!r}?)\n"
         return ExecResult(
             exit_code=code,
             stdout=stdout,
@@ -196,7 +200,7 @@ class DockerSandbox(Sandbox):
         chunks (``staging.stream_folders``) is sent as it is, owned as its headers say."""
         if self.closed:
             raise InfrastructureError(f"the docker sandbox {self.name} was already released")
-        dest = posixpath.normpath("/" + dest.lstrip("/"))
+        dest = self.abspath(dest)
         self._flush_dirs(dest)
         ours = self._agent_area(dest)
         body: bytes | Iterable[bytes]
@@ -217,12 +221,12 @@ class DockerSandbox(Sandbox):
         from docker.errors import APIError, NotFound
 
         try:
-            self.api.put_archive(self.id, dest, body)
+            self._engine_put(dest, body)
         except NotFound:
             if not isinstance(body, bytes):
                 raise
             self._ensure_dir(dest, ours)
-            self.api.put_archive(self.id, dest, body)
+            self._engine_put(dest, body)
         except APIError as exc:
             raise self._gone(exc) from exc
 
@@ -233,7 +237,7 @@ class DockerSandbox(Sandbox):
         to make its folder first."""
         if not larger_than(folders, STREAM_FROM_BYTES):
             return super().stage(dest, folders)
-        dest = posixpath.normpath("/" + dest.lstrip("/"))
+        dest = self.abspath(dest)
         ours = self._agent_area(dest)
         uid, gid = (self.uid, self.gid) if ours else (0, 0)
         self.put_archive(dest, stream_folders(folders, uid=uid, gid=gid, max_bytes=self.max_input))
@@ -241,6 +245,7 @@ class DockerSandbox(Sandbox):
     def get_archive(self, src: str) -> bytes:
         """The engine's archive of ``src``; when a file changed size while the engine read it
         (its stream is then torn), asked again, and at last made by tar in the container."""
+        src = self.abspath(src)
         self._flush_dirs(src)
         for _ in range(ENGINE_ARCHIVE_ATTEMPTS):
             try:
@@ -254,6 +259,7 @@ class DockerSandbox(Sandbox):
     def collect(self, src: str, dest: Path) -> ExtractReport:
         """``src`` (``output/``) into host folder ``dest`` as a stream, never whole in memory,
         within ``max_output_mb`` and ``max_output_files`` (see ``collect``)."""
+        src = self.abspath(src)
         self._flush_dirs(src)
         return collect_output(self, src, dest)
 
@@ -292,60 +298,22 @@ class DockerSandbox(Sandbox):
         return data
 
     def read_bytes(self, path: str) -> bytes:
+        """One file in one engine request (no ``is_file`` first); a torn stream (the file
+        changed while read) is read again the base class's way."""
+        path = self.abspath(path)
+        self._flush_dirs(path)
+        chunks, top = self.engine_stream(path)
+        if top is not None:
+            raise IsADirectoryError(path)
         try:
-            archive = self.get_archive(path)
-        except FileNotFoundError:
-            raise
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            for member in tar:
-                if member.isfile():
-                    extracted = tar.extractfile(member)
-                    if extracted is not None and "/" not in member.name.strip("/"):
-                        return extracted.read()
+            with tarfile.open(fileobj=io.BytesIO(self._capped(path, b"".join(chunks)))) as tar:
+                member = tar.next()
+                extracted = tar.extractfile(member) if member is not None and member.isfile() else None
+                if extracted is not None:
+                    return extracted.read()
+        except (tarfile.ReadError, tarfile.StreamError):
+            return super().read_bytes(path)
         raise FileNotFoundError(path)
-
-    def mkdir(self, path: str) -> None:
-        path = posixpath.normpath("/" + path.lstrip("/"))
-        ours = self._agent_area(path)
-        if ours and path not in self._pending_dirs:
-            self._pending_dirs.append(path)  # made by the next command or transfer near it
-        elif not ours:
-            self._mkdir_now(path, ours)
-
-    def _flush_dirs(self, near: str | None = None) -> None:
-        """Make pending folders now: all of them, or those related to path ``near``."""
-        if not self._pending_dirs:
-            return
-        near = posixpath.normpath("/" + near.lstrip("/")) if near else None
-        for path in list(self._pending_dirs):
-            if near is None or _related(path, near):
-                self._pending_dirs.remove(path)
-                self._mkdir_now(path, True)
-
-    def _mkdir_now(self, path: str, ours: bool) -> None:
-        parent, name = posixpath.split(path)
-        info = tarfile.TarInfo(name)
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
-        info.uid, info.gid = (self.uid, self.gid) if ours else (0, 0)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            tar.addfile(info)
-        from docker.errors import NotFound
-
-        try:
-            self.api.put_archive(self.id, parent, buf.getvalue())
-        except NotFound:
-            self._ensure_dir(path, ours)
-
-    def _ensure_dir(self, path: str, ours: bool) -> None:
-        owner = f"{self.uid}:{self.gid}" if ours else "0:0"
-        self._root_sh('mkdir -p "$1" && chown "$2" "$1"', path, owner)
-
-    def _agent_area(self, path: str) -> bool:
-        if self.root_agent or self.grading:
-            return False
-        roots = (self.workdir, self.scratch, self.home)
-        return any(path == r.rstrip("/") or path.startswith(r.rstrip("/") + "/") for r in roots)
 
     # -- state -------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -387,8 +355,3 @@ class _Released:
 
     def __getattr__(self, attr: str) -> Any:
         raise InfrastructureError(f"the docker sandbox {self.name} was already released")
-
-
-def _related(a: str, b: str) -> bool:
-    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
-    return a.startswith(b) or b.startswith(a)

@@ -132,8 +132,8 @@ class Settings:
         return cls(
             agents=list(dict.fromkeys(agents)),
             provider=str(_get(config, "provider")),
-            provider_options=_key_values(_get(config, "provider-opt") or [], "--ale-provider-opt"),
-            agent_options=_key_values(_get(config, "agent-opt") or [], "--ale-agent-opt"),
+            provider_options=key_values(_get(config, "provider-opt") or [], "--ale-provider-opt"),
+            agent_options=key_values(_get(config, "agent-opt") or [], "--ale-agent-opt"),
             model=_get(config, "model"),
             trials=_number(_get(config, "trials"), "--ale-trials", int, minimum=1),
             threshold=_optional(_get(config, "threshold"), "--ale-threshold", 0.0, 1.0),
@@ -198,7 +198,8 @@ def _optional(value: Any, option: str, low: float, high: float | None) -> float 
     return number
 
 
-def _key_values(items: list[str], option: str) -> dict[str, Any]:
+def key_values(items: list[str], option: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a mapping, each value read as YAML (``3``, ``true``, ``[a, b]``)."""
     import yaml
 
     result: dict[str, Any] = {}

@@ -2,7 +2,7 @@
 capability and no use for setuid, no root agent unless explicitly unsafe, and ``output/``
 collected to disk with long names intact and within its caps (from the engine's archive
 and from tar in the container). The fence and grading checks every provider shares are in
-``tests/conformance/test_trust.py``."""
+the shipped conformance suite (``pytest_ale.testing.checks.trust``)."""
 
 from __future__ import annotations
 

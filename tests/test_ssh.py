@@ -19,10 +19,10 @@ from pytest_ale.errors import ConfigError, InfrastructureError, SandboxGoneError
 from pytest_ale.fence import fence
 from pytest_ale.providers.static import StaticProvider
 from pytest_ale.sandbox import SandboxSpec
+from pytest_ale.testing import alive
 from tests.conformance.cases import static_options
 from tests.conformance.env import Env
 from tests.conformance.sshd import Sshd, available
-from tests.conformance.test_conformance import alive
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 

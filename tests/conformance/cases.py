@@ -1,26 +1,30 @@
-"""The providers the conformance suite runs against, one ``Case`` each.
+"""The built-in providers the shipped conformance suite (``pytest_ale.testing``) runs
+against here, one ``Case`` each, with what is specific to this repository's CI: the
+loopback sshd, moto, the GCE fake, libvirt's test driver (``env.py``).
 
 A new provider joins with one line in ``CASES`` (its factory may live anywhere)::
 
-    Case("docker", make_docker, skip=docker_skip),
+    Case("docker", make_docker, docker_gone, skip=docker_skip),
 
 ``make(env, **options)`` builds a ready provider, ``options`` added to its preset (its data
 path wired to the loopback sshd where it is a VM provider); ``gone(env, provider, held)``
 says whether what the provider held for a sandbox (``provider.held[sandbox]`` right after
 ``acquire``: its trial folder, container, instance, host lock) is gone, checked in the
 control plane's own state (the engine, moto, the GCE fake, libvirt); ``skip()`` gives a
-reason to skip (missing engine), unless ``ALE_REQUIRE_<NAME>=1``.
+reason to skip (missing engine), unless ``ALE_REQUIRE_<NAME>=1``. ``target(env)`` makes
+the ``pytest_ale.testing.Target`` the checks take.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_ale.sandbox import Provider
+from pytest_ale.testing import Target
 
 from .env import Env
 from .sshd import available as sshd_unavailable
@@ -30,20 +34,12 @@ from .sshd import available as sshd_unavailable
 class Case:
     name: str
     make: Callable[..., Provider]
-    gone: Callable[[Env, Provider, Any], bool] = lambda env, provider, held: True
+    gone: Callable[[Env, Provider, Any], bool]
     skip: Callable[[], str | None] = lambda: None
-    #: sweep without a run id removes only expired sandboxes (local removes every one)
-    expiry_sweep: bool = True
-    workdir: str = "/workspace"
-    #: a process started in the background outlives the ``exec`` that started it (it does
-    #: not in the local sandbox, whose PID namespace ends with each command)
-    background_survives_exec: bool = True
 
-    def skip_reason(self) -> str | None:
-        reason = self.skip()
-        if reason and os.environ.get(f"ALE_REQUIRE_{self.name.upper()}") == "1":
-            raise RuntimeError(f"ALE_REQUIRE_{self.name.upper()}=1 but {reason}")
-        return reason
+    def target(self, env: Env) -> Target:
+        make, gone = functools.partial(self.make, env), functools.partial(self.gone, env)
+        return Target(self.name, make, gone, self.skip)
 
 
 def _module_missing(*modules: str) -> Callable[[], str | None]:
@@ -237,7 +233,7 @@ def docker_skip() -> str | None:
 
 
 CASES: list[Case] = [
-    Case("local", make_local, local_gone, background_survives_exec=False),
+    Case("local", make_local, local_gone),
     Case("static", make_static, static_gone, skip=_module_missing("asyncssh")),
     Case("aws", make_aws, aws_gone, skip=_module_missing("asyncssh", "boto3", "moto")),
     Case("gcp", make_gcp, gcp_gone, skip=_module_missing("asyncssh", "google.cloud.compute_v1")),

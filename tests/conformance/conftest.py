@@ -1,14 +1,13 @@
-"""Fixtures of the provider conformance suite: one ``provider`` per entry of ``CASES``."""
+"""The conformance suite's fixtures here: ``ale_conformance_target`` is every built-in
+provider of ``CASES`` in turn, on the loopback services of one shared ``Env``."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from pytest_ale.sandbox import Provider, Sandbox, SandboxSpec
+from pytest_ale.testing import Target
 
 from .cases import CASES, Case
 from .env import Env
@@ -22,27 +21,6 @@ def env() -> Iterator[Env]:
 
 
 @pytest.fixture(params=CASES, ids=[case.name for case in CASES])
-def case(request: pytest.FixtureRequest) -> Case:
-    chosen: Case = request.param
-    reason = chosen.skip_reason()
-    if reason:
-        pytest.skip(f"{chosen.name}: {reason}")
-    return chosen
-
-
-@pytest.fixture
-def provider(case: Case, env: Env) -> Iterator[Provider]:
-    made = case.make(env)
-    yield made
-    made.close()
-
-
-def spec_for(case: Case, run_id: str = "conformance", **extra: Any) -> SandboxSpec:
-    return SandboxSpec(run_id=run_id, trial_id=f"tests/conformance::{uuid.uuid4().hex[:6]}", **extra)
-
-
-@pytest.fixture
-def sandbox(provider: Provider, case: Case) -> Iterator[Sandbox]:
-    made = provider.acquire(spec_for(case))
-    yield made
-    provider.release(made)
+def ale_conformance_target(request: pytest.FixtureRequest, env: Env) -> Target:
+    case: Case = request.param
+    return case.target(env)

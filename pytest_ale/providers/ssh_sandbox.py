@@ -49,7 +49,7 @@ all=""
 for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
   pids=$(grep -Flzx {pattern} /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3)
   [ -z "$pids" ] && break
-  for p in $pids; do kill -9 "$p" 2>/dev/null; done
+  kill -STOP $pids 2>/dev/null; kill -9 $pids 2>/dev/null
   all="$all $pids"
   sleep 0.05
 done

@@ -75,10 +75,11 @@ def from_option(value: str, rootdir: Path) -> Target:
     if not name:
         raise ConfigError(f"--ale-conformance takes NAME[,KEY=VALUE...], not {value!r}")
     options = key_values([p for p in pairs if p], "--ale-conformance")
-    preset = presets.resolve(name, "providers", rootdir, options)
+    preset = presets.resolve(name, "providers", rootdir, options, dict.fromkeys(options, "--ale-conformance"))
     kind = registry.load(registry.PROVIDER_GROUP, preset.kind)
     if not (isinstance(kind, type) and issubclass(kind, Provider)):
         raise ConfigError(f"{name!r} ({preset.kind}) is not a pytest_ale Provider: {kind!r}")
+    preset.validate(kind)  # a wrong option stops the run here, named with where it came from
 
     def make(**extra: Any) -> Provider:
         return kind({**preset.options, **extra})

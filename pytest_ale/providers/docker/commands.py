@@ -57,11 +57,12 @@ set -- $killed
 echo $#
 """
 
-# $1: the marker value. Kills every process whose environment holds ALE_EXEC_ID=$1
+# $1: the marker value. Kills every process whose environment holds ALE_EXEC_ID=$1, all
+# stopped first (killed one by one, a shell whose child died first ran its next command)
 # (run it as the marked processes' user: only they, or CAP_SYS_PTRACE, may read environ).
 KILL_MARKED = r"""
 for round in 1 2 3 4 5 6 7 8 9 10; do
-  live=0
+  pids=""
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
     [ "$p" = $$ ] && continue
@@ -70,9 +71,10 @@ for round in 1 2 3 4 5 6 7 8 9 10; do
 $env
 " in *"
 ALE_EXEC_ID=$1
-"*) kill -9 "$p" 2>/dev/null && live=$((live+1));; esac
+"*) pids="$pids $p";; esac
   done
-  [ "$live" = 0 ] && break
+  [ -z "$pids" ] && break
+  kill -STOP $pids 2>/dev/null; kill -9 $pids 2>/dev/null
 done
 """
 

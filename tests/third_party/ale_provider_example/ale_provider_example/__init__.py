@@ -10,8 +10,8 @@ a provider owes the harness, and passes the conformance suite::
 As root each sandbox's agent runs under a uid of its own (``setpriv``: no groups, no
 capabilities, ``no_new_privs``); the fence is ``kill -9 -1`` as that uid. Grader commands
 run as the host's account. A sandbox folder's ``owner.json`` (run id, expiry) is what
-``sweep`` reads. Options: ``root`` (where sandbox folders go), ``max_output_mb``,
-``max_output_files``.
+``sweep`` reads. Options (``ExampleOptions``): ``root`` (where sandbox folders go),
+``max_output_mb``, ``max_output_files``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from pytest_ale.errors import InfrastructureError
 from pytest_ale.sandbox import Provider, SandboxSpec, expired, run_id_matches
+from pytest_ale.typed_options import OutputCaps
 
 from .sandbox import OWNER, ExampleSandbox, remove
 
@@ -35,14 +36,22 @@ __all__ = ["ExampleProvider", "ExampleSandbox"]
 AGENT_UIDS = range(1_500_000, 1_600_000)
 
 
+class ExampleOptions(OutputCaps):
+    """``max_output_mb`` and ``max_output_files`` (``OutputCaps``), and where folders go."""
+
+    root: str = os.path.join(tempfile.gettempdir(), "ale-example")
+
+
 class ExampleProvider(Provider):
     name = "example"
     capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    Options = ExampleOptions
+    options: ExampleOptions
     sandbox_class: ClassVar[type[ExampleSandbox]] = ExampleSandbox
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: ExampleOptions | Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.base = Path(self.options.get("root") or Path(tempfile.gettempdir()) / "ale-example")
+        self.base = Path(self.options.root)
         (self.base / "uids").mkdir(parents=True, exist_ok=True)
         self.base.chmod(0o755)  # the agents' uids reach their own folders below
 

@@ -121,9 +121,10 @@ def kill_marked(needle: str) -> int:
         pids = marked(needle)
         if not pids:
             break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
+        for signal in (19, 9):  # all stopped first: a shell whose child died runs nothing more
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal)
         seen.update(pids)
         time.sleep(0.02)
     return len(seen)

@@ -15,13 +15,12 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pytest_ale.errors import SandboxGoneError, StagingError
 from pytest_ale.sandbox import GRADER_ENV, ExecResult, Sandbox, SandboxSpec
 from pytest_ale.staging import SteadyTarFile, safe_extract, tar_directory_contents
+from pytest_ale.typed_options import OutputCaps
 
 from .door import Door
 from .processes import as_uid, kill_marked, kill_uid, marked, of_uid, run
@@ -39,16 +38,13 @@ class ExampleSandbox(Sandbox):
     #: grader commands run as the host's own account
     grader_user = "host"
 
-    def __init__(self, spec: SandboxSpec, root: Path, uid: int | None, options: Mapping[str, Any]) -> None:
+    def __init__(self, spec: SandboxSpec, root: Path, uid: int | None, options: OutputCaps) -> None:
         for sub in ("workspace", "scratch", "home", "sockets"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         super().__init__(spec, str(root / "workspace"), scratch=str(root / "scratch"))
         self.root, self.uid, self.closed, self.grading = root, uid, False, False
         self.marker = uuid.uuid4().hex
-        if options.get("max_output_mb"):
-            self.max_output_bytes = int(float(options["max_output_mb"]) * 1024**2)
-        if options.get("max_output_files"):
-            self.max_output_files = int(options["max_output_files"])
+        self.max_output_bytes, self.max_output_files = options.max_output_bytes, options.max_output_files
         if uid is not None:
             for sub in ("workspace", "scratch", "home"):
                 os.chown(root / sub, uid, uid)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pytest_ale.errors import InfrastructureError
-from pytest_ale.sandbox import Provider, SandboxSpec, expired, run_id_matches
+from pytest_ale.sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
 from pytest_ale.typed_options import OutputCaps
 
 from .sandbox import OWNER, ExampleSandbox, remove
@@ -60,10 +61,24 @@ class ExampleProvider(Provider):
         root.chmod(0o755)
         try:
             uid = self._claim_uid(root) if os.geteuid() == 0 else None
-            return self.sandbox_class(spec, root, uid, self.options)
+            sandbox = self.sandbox_class(spec, root, uid, self.options)
         except OSError as exc:
             remove(root)
             raise InfrastructureError(f"example provider: cannot make a sandbox in {root}: {exc}") from exc
+        self.held[sandbox] = root
+        return sandbox
+
+    def release(self, sandbox: Sandbox) -> None:
+        """The one teardown path: kill what the agent still runs, remove what its uid left in
+        the host's temporary folders, the grader's scratch folder and the sandbox's folder,
+        free its uid. Twice, after ``close`` or after a sweep: harmless."""
+        root = self.held.pop(sandbox, None)
+        sandbox.close()
+        if root is None or self.options.keep:
+            return
+        if sandbox.grader_scratch_made is not None:  # in this host's /tmp
+            shutil.rmtree(sandbox.grader_scratch_made, ignore_errors=True)
+        remove(root)
 
     def _claim_uid(self, root: Path) -> int:
         for uid in random.sample(AGENT_UIDS, 50):

@@ -144,13 +144,10 @@ class ExampleSandbox(Sandbox):
             raise SandboxGoneError(f"the example sandbox {self.root} was released or removed")
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.discard_grader_scratch()  # while commands still run
+        """Only the sandbox's own handles (its doors): ``ExampleProvider.release`` removes."""
         self.closed = True
         for door in self.doors:
             door.close()
-        remove(self.root)
 
     def describe(self) -> str:
         return f"example sandbox: files in {self.root}" + (f", agent uid {self.uid}" if self.uid else "")

@@ -30,6 +30,7 @@ from .staging import (
     ExtractReport,
     safe_extract,
     tar_folders,
+    tar_of_file,
 )
 from .typed_options import ProviderOptions
 
@@ -300,17 +301,6 @@ class Sandbox(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def tar_of_file(name: str, data: bytes, mode: int = 0o644) -> bytes:
-    """A tar stream holding one regular file."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = mode
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def expired(stamp: str | None, now: float | None = None) -> bool:

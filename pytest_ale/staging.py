@@ -72,6 +72,17 @@ def tar_folders(folders: Mapping[str, Path], exclude: Iterable[str] = ()) -> byt
     return buf.getvalue()
 
 
+def tar_of_file(name: str, data: bytes, mode: int = 0o644) -> bytes:
+    """A tar stream holding one regular file."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = mode
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def tar_directory_contents(folder: Path) -> bytes:
     """A tar stream of the contents of ``folder`` (member names relative to it)."""
     buf = io.BytesIO()

@@ -280,9 +280,11 @@ class Sandbox(abc.ABC):
             ) from exc
 
     def mkdir(self, path: str) -> None:
+        """Make folder ``path`` and any missing above it (the agent's, in its own area)."""
         self.exec(["mkdir", "-p", path])
 
     def listdir(self, path: str) -> list[str]:
+        """The names in folder ``path``, hidden ones too; ``FileNotFoundError`` without one."""
         result = self.exec(["ls", "-A1", path])
         if result.exit_code != 0:
             raise FileNotFoundError(path)

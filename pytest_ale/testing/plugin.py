@@ -44,8 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[TARGET_KEY] = from_option(value, config.rootpath)
     except AleError as exc:
         raise pytest.UsageError(f"pytest-ale: {exc}") from None
-    given = config.args_source == pytest.Config.ArgsSource.ARGS
-    config.args = [*config.args, str(SUITE.parent)] if given else [str(SUITE.parent)]
+    here = str(SUITE.parent)
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [here]
+    elif here not in config.args:  # an xdist worker is handed the controller's, with it
+        config.args = [*config.args, here]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:

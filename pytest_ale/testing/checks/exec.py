@@ -39,7 +39,7 @@ def test_exec_env_cwd_and_stdin(ale_conformance_sandbox: Sandbox) -> None:
     assert sandbox.sh('printf %s "$ALE_TEST_VALUE$OTHER"', env=env).stdout == "x y'z2"
     assert sandbox.exec(["cat"], stdin=b"piped\x00bytes").stdout == "piped\x00bytes"
     missing = sandbox.exec(["pwd"], cwd=sandbox.path("nope"))
-    assert missing.exit_code != 0
+    assert missing.exit_code != 0 and missing.stderr.strip() and not missing.stdout, missing
 
 
 def test_timeout_kills_the_whole_process_tree(ale_conformance_sandbox: Sandbox) -> None:

@@ -5,7 +5,8 @@
 ``pytest_ale.providers`` entry-point group, built on the public interface only. In a fresh
 folder, outside this repository: ``pytest -p pytest_ale.testing --ale-conformance=example``
 passes every check; the broken one (its ``exec`` ignores ``cwd``) fails, naming the checks
-and what was wrong; a name nobody registered is a usage error listing those installed.
+and what was wrong; a name nobody registered is a usage error listing those installed; the
+fixtures without a target say how to name one.
 """
 
 from __future__ import annotations
@@ -67,3 +68,12 @@ def test_an_unknown_provider_is_a_usage_error_naming_those_installed(pytester: p
     result = _run(pytester, "--ale-conformance=no-such-provider,x=1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no provider named 'no-such-provider'*example*"])
+
+
+def test_without_a_target_the_fixtures_say_how_to_name_one(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine="def test_it(ale_conformance_sandbox):\n    pass\n")
+    result = _run(pytester)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*no provider to check: pass --ale-conformance=NAME*ale_conformance_target*"]
+    )

@@ -3,8 +3,9 @@
 A target makes fresh providers (``make(**options)``, the options added to its own), and may
 say more than the interface can: whether what a provider held for a sandbox is gone as its
 control plane sees it (``gone``), why it cannot run here (``skip``), and what a crashed
-worker leaves behind (``abandon``). ``from_option`` builds one from ``--ale-conformance=NAME[,KEY=VALUE...]``:
-the provider registered as (or the preset named) ``NAME``, with those options.
+worker leaves behind (``abandon``). ``from_option`` builds one from
+``--ale-conformance=NAME[,KEY=VALUE...]``: the provider registered as (or the preset named)
+``NAME``, with those options.
 """
 
 from __future__ import annotations

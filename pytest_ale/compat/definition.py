@@ -73,11 +73,11 @@ class AleTask(TaskDefinition):
         self.main_py = folder / "main.py"
         self.data_root = LocalStore(data_root) if isinstance(data_root, Path) else data_root
         self.remote_root = WINDOWS_ROOT if card.os == "windows" else LINUX_ROOT
-        self.collected = TaskModule(self.main_py, self._scope(self.remote_root), card.import_timeout_s)
+        self.collected = TaskModule(self.main_py, self.scope_at(self.remote_root), card.import_timeout_s)
         self._variants = self._read_variants(self._load(self.collected))
 
     # -- collection ----------------------------------------------------------------------
-    def _scope(self, remote_root: str) -> Scope:
+    def scope_at(self, remote_root: str) -> Scope:
         env = {"REMOTE_ROOT_DIR": remote_root, "REMOTE_OUTPUT_DIR": OUTPUT_DIR_NAME, "OS_TYPE": self.card.os}
         return Scope(self.folder, env)
 
@@ -95,7 +95,7 @@ class AleTask(TaskDefinition):
         except Exception as exc:
             raise TaskDefinitionError(
                 f"{self.main_py}: load() raised {type(exc).__name__}: {exc}\n"
-                f"{self._frames(exc)}fix the task's @cb.tasks_config function"
+                f"{self.frames(exc)}fix the task's @cb.tasks_config function"
             ) from None
         if not isinstance(tasks, list | tuple) or not tasks:
             raise TaskDefinitionError(
@@ -140,7 +140,7 @@ class AleTask(TaskDefinition):
         sep = "\\" if self.card.os == "windows" else "/"
         return sep.join([self.remote_root, *rel])
 
-    def _variant(self, name: str) -> Variant:
+    def variant_named(self, name: str) -> Variant:
         try:
             return self._variants[name]
         except KeyError:
@@ -151,17 +151,17 @@ class AleTask(TaskDefinition):
         return list(self._variants)
 
     def workdir(self, variant: str) -> str:
-        return self._variant(variant).workdir
+        return self.variant_named(variant).workdir
 
     def data_dir(self, variant: str) -> Path | None:
         """The host folder holding this variant's ``input/``, ``software/``, ``reference/``
         (fetched into the host cache first when ``--ale-data`` is a bucket)."""
         if self.data_root is None:
             return None
-        return self.data_root.folder(self._variant(variant).rel)
+        return self.data_root.folder(self.variant_named(variant).rel)
 
     def skip_reason(self, variant: str) -> str | None:
-        v = self._variant(variant)
+        v = self.variant_named(variant)
         if v.metadata.get("requires_task_data") is False:
             return None
         layout = "/".join(v.rel) + "/{input,software,reference}"
@@ -196,13 +196,13 @@ class AleTask(TaskDefinition):
 
     def instruction(self, variant: str) -> str:
         """The collection-time description (a trial's own ``load()`` may give another)."""
-        return _described(self._variant(variant).description, self.main_py, variant)
+        return _described(self.variant_named(variant).description, self.main_py, variant)
 
     def begin(self, sandbox: Sandbox, variant: str) -> AleAttempt:
         return AleAttempt(self, sandbox, variant)
 
     # -- one trial -----------------------------------------------------------------------
-    def _sandbox_root(self, sandbox: Sandbox, v: Variant) -> str:
+    def sandbox_root(self, sandbox: Sandbox, v: Variant) -> str:
         """``REMOTE_ROOT_DIR`` as this sandbox sees it.
 
         Bubblewrap (and VMs) put the variant folder at the path asked for; a sandbox without
@@ -221,8 +221,8 @@ class AleTask(TaskDefinition):
             f"expects it at {wanted}; use a provider that honours the requested workdir"
         )
 
-    def _task_for(self, module: TaskModule, variant: str) -> Any:
-        v = self._variant(variant)
+    def task_for(self, module: TaskModule, variant: str) -> Any:
+        v = self.variant_named(variant)
         tasks = self._load(module)
         for index, task in enumerate(tasks):
             if _variant_name(dict(task.metadata or {}), index) == v.name:
@@ -231,7 +231,7 @@ class AleTask(TaskDefinition):
             return tasks[v.index]
         raise TaskDefinitionError(f"{self.main_py}: load() no longer returns variant {variant!r}")
 
-    def _frames(self, exc: BaseException) -> str:
+    def frames(self, exc: BaseException) -> str:
         """Traceback lines pointing into the task's tree (its main.py, scripts, helpers)."""
         tree = tasks_package_dir(self.folder) or self.folder
         frames = [
@@ -250,8 +250,8 @@ class AleAttempt(TaskAttempt):
     def __init__(self, task: AleTask, sandbox: Sandbox, variant: str) -> None:
         super().__init__(sandbox, variant)
         self.task = task
-        root = task._sandbox_root(sandbox, task._variant(variant))
-        self.module = TaskModule(task.main_py, task._scope(root), task.card.import_timeout_s)
+        root = task.sandbox_root(sandbox, task.variant_named(variant))
+        self.module = TaskModule(task.main_py, task.scope_at(root), task.card.import_timeout_s)
         self.session = SandboxSession(sandbox, os_type=task.card.os)
         self._description: str | None = None
 
@@ -263,7 +263,7 @@ class AleAttempt(TaskAttempt):
 
     def setup(self) -> None:
         start = self.module.functions.start
-        task_cfg = self.task._task_for(self.module, self.variant)
+        task_cfg = self.task.task_for(self.module, self.variant)
         self._description = task_cfg.description
         if start is None:
             return
@@ -274,7 +274,7 @@ class AleAttempt(TaskAttempt):
         self._replace_output(output_dir)
         self._stage_reference()
         self.session.grading = True
-        task_cfg = self.task._task_for(self.module, self.variant)  # ALE calls load() again
+        task_cfg = self.task.task_for(self.module, self.variant)  # ALE calls load() again
         fix = (
             "an ALE grader returns [0.0] for wrong or missing output "
             "and raises only on an infrastructure fault"
@@ -301,7 +301,7 @@ class AleAttempt(TaskAttempt):
             raise
         except Exception as exc:
             raise fault(
-                f"{task.main_py}: {what} raised {type(exc).__name__}: {exc}\n{task._frames(exc)}{fix}"
+                f"{task.main_py}: {what} raised {type(exc).__name__}: {exc}\n{task.frames(exc)}{fix}"
             ) from None
 
     def _replace_output(self, output_dir: Path) -> None:

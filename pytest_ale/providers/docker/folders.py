@@ -91,7 +91,10 @@ class Folders:
 
     def _engine_put(self, dest: str, body: Any) -> None:
         """The engine's archive upload into folder ``dest``; bytes never replace a folder
-        with a file or a file with a folder (the engine refuses: ``APIError``)."""
+        with a file or a file with a folder (the engine refuses: ``APIError``).
+
+        Through the SDK's request helpers rather than ``APIClient.put_archive``, which has no
+        way to pass the engine's ``noOverwriteDirNonDir`` parameter."""
         params = {"path": dest}
         if isinstance(body, bytes | bytearray):
             params["noOverwriteDirNonDir"] = "true"

@@ -19,7 +19,8 @@ from .errors import AleError, TaskDefinitionError
 from .native import NativeTask
 from .outcome import TrialResult
 from .reports.text import failure_message
-from .task import TaskDefinition
+from .sandbox import Sandbox
+from .task import TaskAttempt, TaskData, TaskDefinition
 from .trial import TrialPlan, run_trial
 
 if TYPE_CHECKING:
@@ -59,12 +60,21 @@ class TaskFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         session: AleSession = self.config.stash[SESSION_KEY]
         folder = self.path.parent
+        refused = refused_by_card(folder, session)
+        if refused is not None:  # not imported: a Windows task's main.py may not import here
+            yield from self._trials(refused, ["base"], session)
+            return
         try:
             task = load_task(folder, session)
             variants = task.variants()
         except AleError as exc:
             yield BrokenTaskItem.from_parent(self, name=folder.name, error=str(exc))
             return
+        yield from self._trials(task, variants, session)
+
+    def _trials(
+        self, task: TaskDefinition, variants: list[str], session: AleSession
+    ) -> Iterator[pytest.Item]:
         markers = task.markers()
         session.register_markers(markers)
         for agent in session.agents:
@@ -82,9 +92,42 @@ class TaskFile(pytest.File):
                         item.add_marker(marker)
                     # the platform first: no point asking for data a provider cannot use
                     reason = session.provider_refusal(task) or task.skip_reason(variant)
+                    if not reason and session.agent(agent).uses_solution:
+                        reason = task.solution_missing(variant)
                     if reason:
                         item.add_marker(pytest.mark.skip(reason=reason))
                     yield item
+
+
+def refused_by_card(folder: Path, session: AleSession) -> TaskDefinition | None:
+    """The task as its card alone describes it, when the provider cannot host it (its OS,
+    a GPU): its trials are skipped with the reason and its ``main.py`` is never imported.
+    ``None`` when the provider hosts it, or the card is unreadable (loading says why)."""
+    try:
+        card = load_card(folder / "task_card.json")
+    except AleError:
+        return None
+    task = CardOnlyTask(folder, card)
+    return task if session.provider_refusal(task) else None
+
+
+class CardOnlyTask(TaskDefinition):
+    """A task known by its card only: its trials are all skipped, so none of it runs."""
+
+    def variants(self) -> list[str]:
+        return ["base"]
+
+    def instruction(self, variant: str) -> str:
+        raise self._not_loaded()
+
+    def data(self, variant: str) -> TaskData:
+        raise self._not_loaded()
+
+    def begin(self, sandbox: Sandbox, variant: str) -> TaskAttempt:
+        raise self._not_loaded()
+
+    def _not_loaded(self) -> TaskDefinitionError:
+        return TaskDefinitionError(f"{self.folder}: not loaded (the provider cannot host it)")
 
 
 class TrialItem(pytest.Item):
@@ -117,7 +160,7 @@ class TrialItem(pytest.Item):
             trial=self.trial,
             agent=session.agent(self.agent_label),
             provider=session.provider(),
-            provider_name=session.settings.provider,
+            provider_name=session.provider_label,
             run_id=settings.run_id,
             sandbox_run_id=session.sandbox_run_id(),
             test_id=self.nodeid,
@@ -184,7 +227,7 @@ class BrokenTaskItem(pytest.Item):
             task=self.path.parent.name,
             domain=self.path.parent.parent.name,
             agent=BROKEN_AGENT,
-            provider=settings.provider,
+            provider=self.config.stash[SESSION_KEY].provider_label,
             variant="base",
             trial=0,
             threshold=1.0,

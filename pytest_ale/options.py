@@ -3,6 +3,11 @@
 Every ``--ale-x`` option has an ini key ``ale_x`` (in ``pytest.ini`` / ``pyproject.toml``),
 the command line winning. ``Settings.from_config`` validates them once, at configure time,
 so a bad value stops the run before anything is provisioned, with a message naming the fix.
+
+Paths are read as the user typed them: a path given on the command line is relative to the
+folder pytest was started in (``config.invocation_params.dir``, as ``--junitxml`` is), a
+path in an ini key relative to the ini file's folder (the rootdir); ``option_path`` is the
+one place that decides it, for the gateway's options too.
 """
 
 from __future__ import annotations
@@ -38,7 +43,12 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
     ("trials", "string", "1", "trials per agent x variant (default: 1)"),
     ("threshold", "string", None, "score a trial must reach to pass (default: card, else 1.0)"),
     ("timeout", "string", None, "agent time budget in seconds (default: the task card's)"),
-    ("output", "string", "reports", "folder for artifacts and results (default: reports)"),
+    (
+        "output",
+        "string",
+        None,
+        "folder for artifacts and results (default: reports/ in the folder pytest was run from)",
+    ),
     ("task-list", "linelist", [], "file of task paths, one a line: run only those"),
     (
         "data",
@@ -89,6 +99,46 @@ def _get(config: pytest.Config, name: str) -> Any:
     return value if value is not None else config.getini(dest)
 
 
+def on_command_line(config: pytest.Config, dest: str) -> bool:
+    """Whether option ``dest`` (``ale_data``, say) was given on the command line."""
+    return config.getoption(dest, None) not in (None, "", [])
+
+
+def option_path(config: pytest.Config, dest: str, value: Any) -> Path:
+    """``value`` of option ``dest`` as an absolute path: relative to the folder pytest was
+    started in when given on the command line, to the rootdir when read from an ini key."""
+    path = Path(str(value)).expanduser()
+    if path.is_absolute():
+        return path
+    on_cli = on_command_line(config, dest)
+    return (Path(config.invocation_params.dir) if on_cli else Path(config.rootpath)) / path
+
+
+def _path(config: pytest.Config, name: str) -> Path | None:
+    value = _get(config, name)
+    return option_path(config, "ale_" + name.replace("-", "_"), value) if value else None
+
+
+def _preset_name(config: pytest.Config, name: str, value: str) -> str:
+    """A preset given by path made absolute (its label is still the file's stem); a name as is."""
+    if is_preset_path(value):
+        return str(option_path(config, "ale_" + name, value))
+    return value
+
+
+def is_preset_path(value: str) -> bool:
+    """``--ale-agent`` / ``--ale-provider`` names a YAML file rather than a preset or kind."""
+    return value.endswith((".yaml", ".yml")) or "/" in value
+
+
+def _data(config: pytest.Config) -> str | None:
+    value = _get(config, "data")
+    if not value:
+        return None
+    text = str(value)
+    return text if "://" in text else str(option_path(config, "ale_data", text))
+
+
 def _origin(config: pytest.Config, name: str) -> str:
     """Where ``_get`` found option ``name``: the command line, else the ini key."""
     dest = "ale_" + name.replace("-", "_")
@@ -120,27 +170,32 @@ class Settings:
     baseline: Path | None
     gate_alpha: float
     rootdir: Path = field(default_factory=Path.cwd)
+    #: the folder pytest was started in: command-line paths are relative to it
+    invocation_dir: Path = field(default_factory=Path.cwd)
     #: where ``provider_options`` / ``agent_options`` came from (the option, or its ini key)
     opt_origins: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         rootdir = Path(config.rootpath)
-        agents = [a for a in (_get(config, "agent") or ["oracle"]) if a.strip()]
-        out = Path(str(_get(config, "output")))
+        invocation_dir = Path(config.invocation_params.dir)
+        given = [a for a in (_get(config, "agent") or ["oracle"]) if a.strip()]
+        agents = [_preset_name(config, "agent", a) for a in given]
+        lists = [p for p in _get(config, "task-list") or [] if p.strip()]
+        task_lists = [option_path(config, "ale_task_list", p) for p in lists]
         run_id = _get(config, "run-id") or getattr(config, "workerinput", {}).get("ale_run_id")
         return cls(
             agents=list(dict.fromkeys(agents)),
-            provider=str(_get(config, "provider")),
+            provider=_preset_name(config, "provider", str(_get(config, "provider"))),
             provider_options=key_values(_get(config, "provider-opt") or [], "--ale-provider-opt"),
             agent_options=key_values(_get(config, "agent-opt") or [], "--ale-agent-opt"),
             model=_get(config, "model"),
             trials=_number(_get(config, "trials"), "--ale-trials", int, minimum=1),
             threshold=_optional(_get(config, "threshold"), "--ale-threshold", 0.0, 1.0),
             timeout=_optional(_get(config, "timeout"), "--ale-timeout", 0.001, MAX_TIMEOUT_S),
-            output=out if out.is_absolute() else rootdir / out,
-            task_lists=[Path(p) for p in _get(config, "task-list") or []],
-            data=str(_get(config, "data")) if _get(config, "data") else None,
+            output=_path(config, "output") or invocation_dir / "reports",
+            task_lists=task_lists,
+            data=_data(config),
             infra_retries=_number(_get(config, "infra-retries"), "--ale-infra-retries", int, 0),
             run_id=run_id or new_run_id(),
             keep=bool(_get(config, "keep")),
@@ -148,18 +203,12 @@ class Settings:
             sweep_force=bool(_get(config, "sweep-force")),
             resume=bool(_get(config, "resume")),
             shard=_shard(_get(config, "shard")),
-            baseline=_path(_get(config, "baseline"), rootdir),
+            baseline=_path(config, "baseline"),
             gate_alpha=_optional(_get(config, "gate-alpha"), "--ale-gate-alpha", 1e-9, 0.5) or 0.05,
             rootdir=rootdir,
+            invocation_dir=invocation_dir,
             opt_origins={name: _origin(config, f"{name}-opt") for name in ("provider", "agent")},
         )
-
-
-def _path(value: Any, rootdir: Path) -> Path | None:
-    if not value:
-        return None
-    path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else rootdir / path
 
 
 def _shard(value: Any) -> tuple[int, int] | None:

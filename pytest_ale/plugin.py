@@ -55,7 +55,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         session.close()
     for entry in removed:
         print(f"pytest-ale sweep: removed {entry}")
-    print(f"pytest-ale sweep: {len(removed)} sandbox(es) removed by provider {session.settings.provider!r}")
+    print(f"pytest-ale sweep: {len(removed)} sandbox(es) removed by provider {session.provider_label!r}")
     return 0
 
 

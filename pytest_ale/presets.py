@@ -1,9 +1,13 @@
 """Named presets: ``--ale-agent=NAME`` and ``--ale-provider=NAME`` resolve to YAML files.
 
-Lookup order: a path to a ``.yaml`` file; ``<rootdir>/agents/NAME.yaml`` (or
-``providers/``); the built-ins shipped in ``pytest_ale/presets/``; finally a registered
-kind of that name with no options. A preset is a mapping: ``kind`` names the registered
-implementation (default: the preset's name), every other key is an option for it.
+Lookup order: a path to a ``.yaml`` file (``options`` makes a command-line one relative to
+the folder pytest was started in); ``<rootdir>/agents/NAME.yaml`` (or ``providers/``),
+then the same under the folder pytest was started in; the built-ins shipped in
+``pytest_ale/presets/``; finally a registered kind of that name with no options. A preset
+is labelled by its name, a file's by its stem (never the path): test ids, artifact
+folders, tables and results.jsonl show ``claude`` for ``presets/claude.yaml``. A preset
+is a mapping: ``kind`` names the registered implementation (default: the preset's
+name), every other key is an option for it.
 Options are checked against the implementation's ``Options`` model when the session is
 set up (``Preset.validate``, ``typed_options``): a wrong key or value stops the run there,
 naming the file or command-line option it came from.
@@ -20,6 +24,7 @@ import yaml
 
 from . import registry
 from .errors import ConfigError
+from .options import is_preset_path
 from .typed_options import OptionsModel
 
 BUILTIN = Path(__file__).parent / "presets"
@@ -57,20 +62,23 @@ def resolve(
     rootdir: Path,
     overrides: Mapping[str, Any] | None = None,
     origins: Mapping[str, str] | None = None,
+    invocation_dir: Path | None = None,
 ) -> Preset:
     """Resolve an agent (``what="agents"``) or provider (``"providers"``) preset.
 
     ``overrides`` win over the file's options; ``origins`` names where each came from
-    (``--ale-provider-opt``, say) for messages."""
+    (``--ale-provider-opt``, say) for messages; ``invocation_dir``, the folder pytest was
+    started in, is searched for ``agents/NAME.yaml`` after the rootdir."""
     group = registry.AGENT_GROUP if what == "agents" else registry.PROVIDER_GROUP
     candidates: list[Path] = []
-    if name.endswith((".yaml", ".yml")) or "/" in name:
+    if is_preset_path(name):
         path = Path(name) if Path(name).is_absolute() else rootdir / name
         if not path.is_file():
             raise ConfigError(f"{what[:-1]} preset file {path} does not exist")
         candidates = [path]
     else:
-        candidates = [rootdir / what / f"{name}.yaml", BUILTIN / what / f"{name}.yaml"]
+        folders = dict.fromkeys(f for f in (rootdir, invocation_dir) if f is not None)
+        candidates = [*(f / what / f"{name}.yaml" for f in folders), BUILTIN / what / f"{name}.yaml"]
     given = {key: (origins or {}).get(key, "the command line") for key in overrides or {}}
     role = what[:-1]
     for path in candidates:

@@ -17,30 +17,63 @@ import pytest
 from .options import Settings
 
 
-def listed_tasks(settings: Settings) -> set[Path] | None:
-    """Task folders named by ``--ale-task-list`` files, or ``None`` when there are none."""
+def listed_tasks(settings: Settings, roots: tuple[list[Path], list[Path]]) -> set[Path] | None:
+    """Task folders named by ``--ale-task-list`` files, or ``None`` when there are none.
+
+    A line is tried against the collected task roots (``task_roots``: what pytest was
+    pointed at, ALE's ``tasks/`` holding ``domain/task``), the list's own folder, the
+    rootdir, the folder pytest was started in, then the folders holding the collected task
+    folders; a line that names no task folder in any of them stops the run, naming the
+    file, the line and where it looked. The list files are already absolute (``options``)."""
     if not settings.task_lists:
         return None
+    tops, holders = roots
     wanted: set[Path] = set()
-    for task_list in settings.task_lists:
-        path = task_list if task_list.is_absolute() else settings.rootdir / task_list
+    for path in settings.task_lists:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise pytest.UsageError(f"pytest-ale: cannot read task list {path}: {exc}") from None
-        for line in lines:
+        near = [*tops, path.parent, settings.rootdir, settings.invocation_dir]
+        bases = list(dict.fromkeys([*near, *holders]))
+        for number, line in enumerate(lines, 1):
             entry = line.split("#", 1)[0].strip()
             if not entry:
                 continue
-            candidates = [settings.rootdir / entry, path.parent / entry]
-            found = next((c for c in candidates if (c / "main.py").is_file()), None)
+            found = next((base / entry for base in bases if _is_task_folder(base / entry)), None)
             if found is None:
+                shown = list(dict.fromkeys(near))
+                more = len(bases) - len(shown)
                 raise pytest.UsageError(
-                    f"pytest-ale: {path}: {entry!r} is not a task folder (no main.py under "
-                    f"{candidates[0]}); fix or remove that line"
+                    f"pytest-ale: task list {path}, line {number}: {entry!r} is not a task folder "
+                    f"(no main.py or task_card.json); looked in {', '.join(map(str, shown))}"
+                    + (f" and the {more} folders holding the collected tasks" if more else "")
+                    + "; fix or remove that line, or point pytest at the tree holding it"
                 )
             wanted.add(found.resolve())
     return wanted
+
+
+def task_roots(config: pytest.Config, folders: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Where list lines may start: the folders pytest was pointed at and the folder two up
+    from each collected task (ALE's ``tasks/``, holding ``domain/task``); then the folders
+    holding the collected task folders (a flat tree's ``name`` lines)."""
+    start = Path(config.invocation_params.dir)
+    tops: list[Path] = []
+    for arg in config.args:
+        given = start / arg.split("::", 1)[0]
+        tops.append(given if given.is_dir() else given.parent)
+    unique = list(dict.fromkeys(folders))
+    tops.extend(folder.parent.parent for folder in unique)
+    holders = [folder.parent for folder in unique]
+    return (
+        [p.resolve() for p in dict.fromkeys(tops)],
+        [p.resolve() for p in dict.fromkeys(holders)],
+    )
+
+
+def _is_task_folder(path: Path) -> bool:
+    return (path / "main.py").is_file() or (path / "task_card.json").is_file()
 
 
 def in_shard(nodeid: str, shard: tuple[int, int]) -> bool:
@@ -80,7 +113,8 @@ def select(config: pytest.Config, items: list[pytest.Item], settings: Settings, 
 
     ``resumed`` is read once, by the controller (``recorded_trials``), and handed to xdist
     workers: each worker reading (and cleaning) results.jsonl itself would race the others."""
-    wanted = listed_tasks(settings)
+    folders = [f for f in (getattr(item, "task_folder", None) for item in items) if f is not None]
+    wanted = listed_tasks(settings, task_roots(config, folders)) if settings.task_lists else None
     kept, dropped = [], []
     for item in items:
         folder = getattr(item, "task_folder", None)

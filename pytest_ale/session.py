@@ -53,11 +53,18 @@ class AleSession:
         origins = dict.fromkeys(overrides, settings.opt_origins.get("agent", "--ale-agent-opt"))
         if settings.model:
             overrides["model"], origins["model"] = settings.model, "--ale-model"
+        where = settings.invocation_dir
         for name in settings.agents:
-            preset = presets.resolve(name, "agents", settings.rootdir, overrides, origins)
-            self._agent_presets[name] = preset
+            preset = presets.resolve(name, "agents", settings.rootdir, overrides, origins, where)
+            label = preset.name  # a preset file's stem, never its path
+            if label in self._agents:
+                raise ConfigError(
+                    f"--ale-agent {name!r}: another agent of the matrix is already labelled "
+                    f"{label!r}; give the preset files different names"
+                )
+            self._agent_presets[label] = preset
             agent_class = registry.load(registry.AGENT_GROUP, preset.kind)
-            self._agents[name] = agent_class(preset.validate(agent_class), label=name)
+            self._agents[label] = agent_class(preset.validate(agent_class), label=label)
         given = settings.opt_origins.get("provider", "--ale-provider-opt")
         self.provider_preset = presets.resolve(
             settings.provider,
@@ -65,7 +72,10 @@ class AleSession:
             settings.rootdir,
             settings.provider_options,
             dict.fromkeys(settings.provider_options, given),
+            where,
         )
+        #: the provider's label in results and tables: the preset's name (a file's stem)
+        self.provider_label = self.provider_preset.name
         #: the registered kind's class; ``None`` when only a ``pytest_ale_make_provider``
         #: hook can make it (a kind no entry point registers)
         self.provider_class: type[Provider] | None = self._provider_class(config)

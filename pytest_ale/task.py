@@ -83,6 +83,11 @@ class TaskDefinition(abc.ABC):
         """Why this variant cannot run at all here (missing data, say), else ``None``."""
         return None
 
+    def solution_missing(self, variant: str) -> str | None:
+        """Why an agent that runs the task's own solution (the oracle) skips ``variant``:
+        a format whose tasks often ship none says so here; ``None`` runs it."""
+        return None
+
     @abc.abstractmethod
     def begin(self, sandbox: Sandbox, variant: str) -> TaskAttempt:
         """Start one trial of ``variant`` in ``sandbox`` (after input/ and software/ are

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from ..errors import AleError, ConfigError, GraderError, StagingError, TaskDefin
 from ..sandbox import Sandbox
 from ..scoring import Grade, to_grade
 from ..task import TaskAttempt, TaskData, TaskDefinition
+from .hints import setup_hint
 from .modules import Scope, TaskModule, tasks_package_dir
 from .session import SandboxSession
 
@@ -194,6 +196,14 @@ class AleTask(TaskDefinition):
                 return folder
         return None
 
+    def solution_missing(self, variant: str) -> str | None:
+        if self._solution(variant) is not None:
+            return None
+        return (
+            f"no solution/solve.sh or solution/solve.py in {self.folder}: the oracle cannot "
+            "run this ALE task (most ship none); pass --ale-agent NAME to run an agent on it"
+        )
+
     def instruction(self, variant: str) -> str:
         """The collection-time description (a trial's own ``load()`` may give another)."""
         return _described(self.variant_named(variant).description, self.main_py, variant)
@@ -267,8 +277,11 @@ class AleAttempt(TaskAttempt):
         self._description = task_cfg.description
         if start is None:
             return
-        fix = "fix the task's @cb.setup_task function"
-        self._call(start, task_cfg, what="start()", fault=TaskDefinitionError, fix=fix)
+        self._call(start, task_cfg, what="start()", fault=TaskDefinitionError, fix=self._setup_hint)
+
+    def _setup_hint(self, exc: BaseException) -> str:
+        root, rel = self.task.data_root, self.task.variant_named(self.variant).rel
+        return setup_hint(exc, root.where(rel) if root is not None else None)
 
     def grade(self, output_dir: Path) -> Grade:
         self._replace_output(output_dir)
@@ -287,7 +300,14 @@ class AleAttempt(TaskAttempt):
         self.module.discard()
 
     def _call(
-        self, fn: Any, task_cfg: Any, *, what: str, fault: type[AleError], fix: str, worker: bool = False
+        self,
+        fn: Any,
+        task_cfg: Any,
+        *,
+        what: str,
+        fault: type[AleError],
+        fix: str | Callable[[BaseException], str],
+        worker: bool = False,
     ) -> Any:
         """``fn(task_cfg, session)``, contained within the card's ``grader_timeout``; an
         exception of the task's own becomes ``fault``, naming the file, the frames and ``fix``."""
@@ -300,8 +320,9 @@ class AleAttempt(TaskAttempt):
         except AleError:
             raise
         except Exception as exc:
+            hint = fix(exc) if callable(fix) else fix
             raise fault(
-                f"{task.main_py}: {what} raised {type(exc).__name__}: {exc}\n{task.frames(exc)}{fix}"
+                f"{task.main_py}: {what} raised {type(exc).__name__}: {exc}\n{task.frames(exc)}{hint}"
             ) from None
 
     def _replace_output(self, output_dir: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ..errors import ConfigError
+from ..options import option_path
 from . import runtime
 from .config import DEFAULT_UPSTREAMS, GatewayConfig, RetryPolicy
 from .meter import Budget
@@ -54,14 +55,9 @@ def _get(config: pytest.Config, name: str) -> Any:
 
 
 def gateway_config(config: pytest.Config) -> GatewayConfig:
-    base = Path(config.invocation_params.dir)
-
     def path(name: str) -> Path | None:
         value = _get(config, name)
-        if not value:
-            return None
-        found = Path(str(value)).expanduser()
-        return found if found.is_absolute() else base / found
+        return option_path(config, "ale_" + name.replace("-", "_"), value) if value else None
 
     def number(name: str, kind: type) -> Any:
         value = _get(config, name)

@@ -67,7 +67,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     task = item.task
     labels = _labels(
         agent=item.agent_label,
-        provider=item.config.stash[SESSION_KEY].settings.provider,
+        provider=item.config.stash[SESSION_KEY].provider_label,
         domain=task.domain,
         tier=task.card.tier,
         task=task.name,

@@ -81,7 +81,9 @@ def test_task_list_selects_tasks(pytester: pytest.Pytester, make_task) -> None:
     (pytester.path / "bad.txt").write_text("tasks/health/nope\n")
     run = pytester.runpytest("tasks", "--ale-task-list", "bad.txt")
     assert run.ret == pytest.ExitCode.USAGE_ERROR
-    run.stderr.fnmatch_lines(["*bad.txt, line 1: 'tasks/health/nope' is not a task folder*fix or remove that line*"])
+    run.stderr.fnmatch_lines(
+        ["*bad.txt, line 1: 'tasks/health/nope' is not a task folder*fix or remove that line*"]
+    )
 
 
 def test_agent_presets_resolve_repo_first_then_builtin(pytester: pytest.Pytester, make_task) -> None:

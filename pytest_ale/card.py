@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from .errors import TaskDefinitionError
+from .network import Policy
 
 DEFAULT_TIMEOUT_S = 1800.0
 #: how long the task's ``setup`` and grader may each run, and its import (with ``load()``)
@@ -87,7 +88,9 @@ class TaskCard(BaseModel):
         allow_inf_nan=False,
         description="the score that passes, from 0 to 1, e.g. 0.8",
     )
-    network: bool = Field(default=False, description="true or false")
+    network: Policy = Field(
+        default="none", description='"none", "proxy" or "open" (true is "open", false "none")'
+    )
     tags: list[str] = Field(default_factory=list, description='a list of strings, e.g. ["pdf", "excel"]')
     vm: VmCard | None = Field(default=None, description='an object, e.g. {"snapshot": "ubuntu-22"}')
 
@@ -97,6 +100,13 @@ class TaskCard(BaseModel):
     @classmethod
     def _numbers(cls, value: Any) -> Any:
         return _not_bool(value)
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "open" if value else "none"
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("os_field")
     @classmethod

@@ -168,6 +168,7 @@ class TrialItem(pytest.Item):
             threshold=threshold,
             timeout_s=settings.timeout or self.task.card.timeout_s,
             infra_retries=settings.infra_retries,
+            network=settings.network,
             keep=settings.keep,
             on_phase=self._progress(),
         )

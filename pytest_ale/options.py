@@ -22,6 +22,7 @@ import pytest
 
 from .card import MAX_TIMEOUT_S
 from .errors import ConfigError
+from .network import NetworkSettings, ini_options
 
 # (option, ini type, default, help)
 OPTIONS: list[tuple[str, str, Any, str]] = [
@@ -67,6 +68,7 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
         "results.jsonl or summary.json of an earlier run: fail on a significant score drop",
     ),
     ("gate-alpha", "string", "0.05", "significance level of the --ale-baseline gate"),
+    *ini_options(),
 ]
 FLAGS: list[tuple[str, str]] = [
     ("keep", "keep sandboxes after the trial for debugging (prints how to enter them)"),
@@ -174,6 +176,8 @@ class Settings:
     invocation_dir: Path = field(default_factory=Path.cwd)
     #: where ``provider_options`` / ``agent_options`` came from (the option, or its ini key)
     opt_origins: dict[str, str] = field(default_factory=dict)
+    #: ``--ale-network`` and ``--ale-proxy-allow`` (``network.py``)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -208,6 +212,7 @@ class Settings:
             rootdir=rootdir,
             invocation_dir=invocation_dir,
             opt_origins={name: _origin(config, f"{name}-opt") for name in ("provider", "agent")},
+            network=NetworkSettings.parse(_get(config, "network"), _get(config, "proxy-allow")),
         )
 
 

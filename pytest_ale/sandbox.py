@@ -77,6 +77,9 @@ class SandboxSpec:
     #: host Unix sockets to expose inside the sandbox, ``{sandbox_path: host_path}``: the
     #: one door (the model gateway) out of a sandbox that has no network
     sockets: dict[str, str] = field(default_factory=dict)
+    #: the sandbox path (one of ``sockets``) of the run's egress proxy (``network.py``):
+    #: a provider with the ``netproxy`` capability runs each command through its relay
+    proxy: str | None = None
     expiry_s: int = 6 * 3600
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .agents.base import Agent, AgentContext, AgentResult
 from .errors import AgentFault, AleError, InfrastructureError
 from .fence import fence, verify
 from .lease import Lease
+from .network import NetworkSettings, TrialNetwork, open_network, resolve
 from .outcome import ERROR_KINDS, TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
 from .scoring import passes
@@ -56,6 +57,8 @@ class TrialPlan:
     threshold: float
     timeout_s: float
     infra_retries: int = 1
+    #: ``--ale-network`` / ``--ale-proxy-allow``: the run's say on each trial's network
+    network: NetworkSettings = field(default_factory=NetworkSettings)
     #: the run id sandboxes are labelled with (``RUN@gwN`` on an xdist worker)
     sandbox_run_id: str = ""
     keep: bool = False
@@ -134,22 +137,33 @@ def _fail(result: TrialResult, exc: AleError) -> None:
 
 
 def _attempt(plan: TrialPlan, result: TrialResult) -> None:
+    shutil.rmtree(plan.artifacts / "output", ignore_errors=True)
+    # the trial's network policy (network.py): a proxy one's proxy lives as long as the try
+    policy = resolve(plan.task.card.network, plan.network.policy)
+    capabilities = plan.provider.options.capabilities(plan.provider.capabilities)
+    net = open_network(policy, plan.network, plan.artifacts, capabilities)
+    try:
+        _in_network(plan, result, net)
+    finally:
+        net.close()
+
+
+def _in_network(plan: TrialPlan, result: TrialResult, net: TrialNetwork) -> None:
     task, variant = plan.task, plan.variant
     phases = result.phases
-    shutil.rmtree(plan.artifacts / "output", ignore_errors=True)
     spec = SandboxSpec(
         run_id=plan.sandbox_run_id or plan.run_id,
         trial_id=plan.test_id,
         workdir=task.workdir(variant),
         os=task.card.os,
         gpu=task.card.gpu,
-        network=task.card.network,
         cpus=task.card.resources["cpus"],
         memory_gb=task.card.resources["memory_gb"],
         disk_gb=task.card.resources["disk_gb"],
         sockets=plan.agent.sandbox_sockets(plan.test_id),
         extra={"snapshot": task.card.snapshot},
     )
+    net.apply(spec)
     lease = Lease(plan.provider, spec, keep=plan.keep)
     with _phase(plan, phases, "acquire"):
         sandbox = lease.acquire()
@@ -183,7 +197,8 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
             if breach:
                 result.warnings.append(f"fence: {breach} agent process(es) found before grading; killed")
             sandbox.prepare_grading()
-            grade = attempt.grade(output_dir)
+            with net.grading(result.warnings):
+                grade = attempt.grade(output_dir)
         result.score = grade.score
         result.explanation = grade.explanation
         result.status = _status(result, plan.threshold)

@@ -43,6 +43,13 @@ def gateway() -> Gateway:
         return _gateway
 
 
+def upstream_urls() -> list[str]:
+    """The model APIs this process's gateway is configured to reach (none before
+    ``configure``)."""
+    with _lock:
+        return list(_config.upstreams.values()) if _config is not None else []
+
+
 def shutdown() -> None:
     global _gateway
     with _lock:

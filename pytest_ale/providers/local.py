@@ -59,7 +59,8 @@ class LocalProvider(Provider):
     """Fresh folder trees on this machine, isolated by bubblewrap when it is installed."""
 
     name = "local"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    #: ``netproxy``: each command runs through the relay to ``SandboxSpec.proxy``
+    capabilities: ClassVar[frozenset[str]] = frozenset({"linux", "netproxy"})
     Options = LocalOptions
     options: LocalOptions
     background_survives_exec: ClassVar[bool] = False  # a PID namespace per command

@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import InfrastructureError, OutputOverCap, SandboxGoneError, StagingError
+from ..network import relay_files
 from ..sandbox import GRADER_ENV, ExecResult, Sandbox, SandboxSpec
 from ..staging import (
     ExtractReport,
@@ -101,6 +102,8 @@ class LocalSandbox(Sandbox):
             (root / sub).mkdir(parents=True, exist_ok=True)
         python = shutil.which("python3") or sys.executable
         (root / "bin" / "python").symlink_to(os.path.realpath(python))
+        for name, text in relay_files().items() if spec.proxy else ():
+            (root / "bin" / name).write_text(text)
         if bwrap:
             super().__init__(spec, spec.workdir, scratch="/tmp")
             self.mounts = [
@@ -111,6 +114,7 @@ class LocalSandbox(Sandbox):
             self.mounts += [(inside, Path(host)) for inside, host in spec.sockets.items()]
             self.ro_mounts = [("/ale/bin", root / "bin")]
             self.home = "/home/agent"
+            self.bin_dir = "/ale/bin"
             self.path_env = f"{DEFAULT_PATH}:{Path(python).parent}:/ale/bin"
             self.grader_path = f"{GRADER_ENV['PATH']}:/ale/bin"
         else:
@@ -124,6 +128,7 @@ class LocalSandbox(Sandbox):
             self.ro_mounts = []
             self.socket_paths = dict(spec.sockets)  # no remapping: the host path itself
             self.home = str(root / "home")
+            self.bin_dir = str(root / "bin")
             self.path_env = f"{os.environ.get('PATH', DEFAULT_PATH)}:{root / 'bin'}"
             self.grader_path = f"{GRADER_ENV['PATH']}:{root / 'bin'}"
         if agent_uid is not None:
@@ -167,6 +172,10 @@ class LocalSandbox(Sandbox):
             full_env["HOME"] = full_env["TMPDIR"] = cwd or self.scratch
         full_env[MARKER] = self.marker
         workdir = self.abspath(cwd) if cwd else self.workdir
+        if self.spec.proxy:
+            # egress only through the run's proxy, by a relay in the command's own namespace
+            relay = f"{self.bin_dir}/netrelay.py"
+            argv = [f"{self.bin_dir}/python", relay, self.socket_paths[self.spec.proxy], "--", *argv]
         if self.bwrap:
             if self.agent_uid is not None and not grader:
                 # the uid is this sandbox's alone, so RLIMIT_NPROC is a per-sandbox limit

@@ -1,0 +1,254 @@
+"""The network policies on the local provider (bubblewrap): ``proxy`` lets ``pip install``
+and ``uv pip install`` reach a package index served on loopback (pypiserver, a wheel built
+here) through the host-side proxy, refuses and logs a host not allowed, refuses a model
+API even when allowed; ``none`` has no egress; the policy rule and the card's key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_ale.card import TaskCard
+from pytest_ale.errors import ConfigError, GraderError
+from pytest_ale.netproxy import Rules, host_matches
+from pytest_ale.network import (
+    NetworkRefused,
+    NetworkSettings,
+    TrialNetwork,
+    default_allow,
+    open_network,
+    policy_of,
+    resolve,
+)
+from pytest_ale.providers.local import LocalProvider
+from pytest_ale.sandbox import SandboxSpec
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+
+#: loopback, but not the sandbox's own 127.0.0.1 (which NO_PROXY keeps off the proxy)
+INDEX_HOST = "127.0.0.2"
+OTHER_HOST = "127.0.0.3"
+UV = Path(sys.executable).parent / "uv"
+
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def build_wheel(folder: Path, name: str = "aleprobe", version: str = "1.0") -> Path:
+    """A minimal pure-Python wheel, written by hand (a zip with its dist-info)."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": b"ANSWER = 42\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [_record_line(path, data) for path, data in files.items()] + [f"{info}/RECORD,,"]
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """pypiserver on 127.0.0.2, serving one wheel built here: its simple index URL."""
+    pytest.importorskip("pypiserver")
+    packages = tmp_path_factory.mktemp("packages")
+    build_wheel(packages)
+    port = _free_port(INDEX_HOST)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pypiserver", "run", "-i", INDEX_HOST, "-p", str(port), str(packages)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((INDEX_HOST, port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("pypiserver did not start")
+    yield f"http://{INDEX_HOST}:{port}/simple/"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[LocalProvider]:
+    made = LocalProvider({"root": str(tmp_path / "root"), "ro_binds": [str(UV.parent)]})
+    yield made
+    made.close()
+
+
+def _network(policy: str, tmp_path: Path, allow: list[str]) -> TrialNetwork:
+    capabilities = LocalProvider.capabilities
+    return open_network(policy, NetworkSettings(None, allow), tmp_path / "artifacts", capabilities)  # type: ignore[arg-type]
+
+
+def _spec(net: TrialNetwork) -> SandboxSpec:
+    spec = SandboxSpec(run_id="net", trial_id="t")
+    net.apply(spec)
+    return spec
+
+
+def _log(tmp_path: Path) -> list[dict]:
+    lines = (tmp_path / "artifacts" / "network.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+PIP = "python -m pip install --isolated --no-cache-dir --disable-pip-version-check -q"
+FETCH = "python -c 'import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=20).status)'"
+
+
+def test_proxy_lets_pip_and_uv_install_from_an_allowed_index(index: str, provider, tmp_path: Path) -> None:
+    net = _network("proxy", tmp_path, [INDEX_HOST])
+    try:
+        sandbox = provider.acquire(_spec(net))
+        try:
+            done = sandbox.exec(f"{PIP} --index-url {index} --target /tmp/pip aleprobe")
+            assert done.ok, done.stdout + done.stderr
+            check = sandbox.exec("PYTHONPATH=/tmp/pip python -c 'import aleprobe; print(aleprobe.ANSWER)'")
+            assert check.stdout.strip() == "42", check.stderr
+            if UV.exists():
+                uv = f"{UV} pip install --no-config --no-cache --python /ale/bin/python --target /tmp/uv"
+                done = sandbox.exec(f"{uv} --index-url {index} aleprobe")
+                assert done.ok, done.stdout + done.stderr
+                assert sandbox.exists("/tmp/uv/aleprobe/__init__.py")
+            # the grader's commands live under the same policy
+            graded = sandbox.grader_exec(f"{FETCH} {index}aleprobe/")
+            assert graded.stdout.strip() == "200", graded.stderr
+        finally:
+            provider.release(sandbox)
+    finally:
+        net.close()
+    entries = _log(tmp_path)
+    assert entries and all(e["host"] == INDEX_HOST and e["allowed"] for e in entries)
+
+
+def test_proxy_refuses_and_logs_a_host_not_allowed(index: str, provider, tmp_path: Path) -> None:
+    net = _network("proxy", tmp_path, [INDEX_HOST])
+    try:
+        sandbox = provider.acquire(_spec(net))
+        try:
+            done = sandbox.exec(f"{FETCH} http://{OTHER_HOST}:9/")
+            assert not done.ok and "403" in done.stderr, done.stderr
+            tunnel = sandbox.exec(f"{FETCH} https://{OTHER_HOST}:9/")
+            assert not tunnel.ok
+            # and the same host straight, not through the proxy: no route at all
+            connect = f"import socket; socket.create_connection(('{INDEX_HOST}', 1), 5)"
+            direct = sandbox.exec(["python", "-c", connect])
+            assert not direct.ok
+        finally:
+            provider.release(sandbox)
+    finally:
+        net.close()
+    refused = [e for e in _log(tmp_path) if not e["allowed"]]
+    asked = [(e["method"], e["host"], e["port"]) for e in refused]
+    assert asked == [("GET", OTHER_HOST, 9), ("CONNECT", OTHER_HOST, 9)]
+    assert all("--ale-proxy-allow" in e["reason"] for e in refused)
+
+
+def test_none_has_no_egress(index: str, provider, tmp_path: Path) -> None:
+    net = _network("none", tmp_path, [INDEX_HOST])
+    assert net.proxy is None
+    sandbox = provider.acquire(_spec(net))
+    try:
+        done = sandbox.exec(f"{PIP} --index-url {index} --target /tmp/pip --timeout 3 --retries 0 aleprobe")
+        assert not done.ok
+        assert not sandbox.exists("/tmp/pip/aleprobe")
+        fetch = sandbox.exec(f"{FETCH} {index}")
+        assert not fetch.ok
+        assert "HTTP_PROXY" not in sandbox.exec("env").stdout
+    finally:
+        provider.release(sandbox)
+    assert not (tmp_path / "artifacts" / "network.jsonl").exists()
+
+
+def test_model_apis_are_refused_even_when_allowed() -> None:
+    rules = Rules(["*"], {("api.example.test", 443)})
+    assert rules.decide("api.example.test", 443) == (False, "a model API: only the model gateway reaches it")
+    assert rules.decide("api.example.test", 8443)[0]
+    assert rules.decide("files.example.test", 443)[0]
+    assert not Rules(["pkgs.example.test"]).decide("evil.example.test", 443)[0]
+
+
+def test_host_patterns() -> None:
+    assert host_matches("files.example.org", ".example.org")
+    assert host_matches("example.org", "*.example.org")
+    assert not host_matches("badexample.org", ".example.org")
+    assert host_matches("PyPI.example.", "pypi.example")
+    assert not host_matches("pypi.example.evil", "pypi.example")
+
+
+def test_the_run_decides_and_the_card_asks() -> None:
+    assert resolve("open", None) == "open"
+    assert resolve("open", "none") == "none"
+    assert resolve("none", "proxy") == "proxy"
+    assert policy_of(True) == "open" and policy_of(False) == "none" and policy_of(" Proxy ") == "proxy"
+    with pytest.raises(ConfigError, match="none, proxy, open"):
+        NetworkSettings.parse("sometimes", [])
+    settings = NetworkSettings.parse("proxy", ["a.example, b.example", "c.example"])
+    assert settings.allowed() == ["a.example", "b.example", "c.example"]
+    assert TaskCard.model_validate({"network": True}).network == "open"
+    assert TaskCard.model_validate({}).network == "none"
+    assert TaskCard.model_validate({"network": "proxy"}).network == "proxy"
+
+
+def test_default_allow_follows_the_pip_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_ale import network
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://mirror.example.test/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    network._default_allow.cache_clear()
+    try:
+        assert "mirror.example.test" in default_allow()
+    finally:
+        network._default_allow.cache_clear()
+
+
+def test_a_grader_failing_after_a_refusal_is_infrastructure(index: str, provider, tmp_path: Path) -> None:
+    net = _network("proxy", tmp_path, [INDEX_HOST])
+    warnings: list[str] = []
+    try:
+        sandbox = provider.acquire(_spec(net))
+        try:
+            with pytest.raises(NetworkRefused, match=OTHER_HOST) as caught, net.grading(warnings):
+                done = sandbox.grader_exec(f"{FETCH} http://{OTHER_HOST}:9/")
+                raise GraderError(f"the grader could not fetch its dependency: {done.stderr[-200:]}")
+        finally:
+            provider.release(sandbox)
+    finally:
+        net.close()
+    assert caught.value.kind == "infrastructure"
+    assert warnings and OTHER_HOST in warnings[0]
+    assert [e["phase"] for e in _log(tmp_path)] == ["grade"]
+
+
+def test_proxy_needs_a_provider_that_routes_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot route"):
+        open_network("proxy", NetworkSettings(), tmp_path, frozenset({"linux"}))

@@ -258,6 +258,31 @@ def relay_files() -> dict[str, str]:
     return {path.name: path.read_text(encoding="utf-8") for path in (RELAY, LAUNCHER)}
 
 
+def relay_argv(python: str, folder: str, socket_path: str, argv: list[str]) -> list[str]:
+    """``argv`` run through the relay in ``folder`` (``relay_files``) to ``socket_path``."""
+    return [python, f"{folder}/{RELAY.name}", socket_path, "--", *argv]
+
+
+def relay_tar(folder: str) -> bytes:
+    """``relay_files`` as a tar of ``folder`` (relative, root's, world-readable)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        parts = folder.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            info = tarfile.TarInfo("/".join(parts[:depth]))
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, text in relay_files().items():
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(f"{folder.strip('/')}/{name}")
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def ini_options() -> list[tuple[str, str, Any, str]]:
     """The options of this module, in ``options.OPTIONS``' shape."""
     return [

@@ -32,9 +32,10 @@ from pytest_ale.network import (
     resolve,
 )
 from pytest_ale.providers.local import LocalProvider
-from pytest_ale.sandbox import SandboxSpec
+from pytest_ale.sandbox import Provider, SandboxSpec
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+from .test_docker_provider import IMAGE as DOCKER_IMAGE
+from .test_docker_provider import docker_client_or_skip
 
 #: loopback, but not the sandbox's own 127.0.0.1 (which NO_PROXY keeps off the proxy)
 INDEX_HOST = "127.0.0.2"
@@ -97,15 +98,25 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.wait(timeout=10)
 
 
-@pytest.fixture
-def provider(tmp_path: Path) -> Iterator[LocalProvider]:
-    made = LocalProvider({"root": str(tmp_path / "root"), "ro_binds": [str(UV.parent)]})
+@pytest.fixture(params=["local", "docker"])
+def provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Provider]:
+    """The local provider (bubblewrap, uv shown read-only) and docker (when it answers)."""
+    made: Provider
+    if request.param == "local":
+        if shutil.which("bwrap") is None:
+            pytest.skip("needs bubblewrap")
+        made = LocalProvider({"root": str(tmp_path / "root"), "ro_binds": [str(UV.parent)]})
+    else:
+        from pytest_ale.providers.docker import DockerProvider
+
+        docker_client_or_skip()
+        made = DockerProvider({"image": DOCKER_IMAGE})
     yield made
     made.close()
 
 
 def _network(policy: str, tmp_path: Path, allow: list[str]) -> TrialNetwork:
-    capabilities = LocalProvider.capabilities
+    capabilities = frozenset({"netproxy"})
     return open_network(policy, NetworkSettings(None, allow), tmp_path / "artifacts", capabilities)  # type: ignore[arg-type]
 
 
@@ -120,7 +131,7 @@ def _log(tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-PIP = "python -m pip install --isolated --no-cache-dir --disable-pip-version-check -q"
+PIP = "python -m pip install --isolated --no-cache-dir --disable-pip-version-check --break-system-packages -q"
 FETCH = "python -c 'import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=20).status)'"
 
 
@@ -133,7 +144,7 @@ def test_proxy_lets_pip_and_uv_install_from_an_allowed_index(index: str, provide
             assert done.ok, done.stdout + done.stderr
             check = sandbox.exec("PYTHONPATH=/tmp/pip python -c 'import aleprobe; print(aleprobe.ANSWER)'")
             assert check.stdout.strip() == "42", check.stderr
-            if UV.exists():
+            if UV.exists() and isinstance(provider, LocalProvider):
                 uv = f"{UV} pip install --no-config --no-cache --python /ale/bin/python --target /tmp/uv"
                 done = sandbox.exec(f"{uv} --index-url {index} aleprobe")
                 assert done.ok, done.stdout + done.stderr

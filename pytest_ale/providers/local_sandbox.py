@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import InfrastructureError, OutputOverCap, SandboxGoneError, StagingError
-from ..network import relay_files
+from ..network import relay_argv, relay_files
 from ..sandbox import GRADER_ENV, ExecResult, Sandbox, SandboxSpec
 from ..staging import (
     ExtractReport,
@@ -174,8 +174,8 @@ class LocalSandbox(Sandbox):
         workdir = self.abspath(cwd) if cwd else self.workdir
         if self.spec.proxy:
             # egress only through the run's proxy, by a relay in the command's own namespace
-            relay = f"{self.bin_dir}/netrelay.py"
-            argv = [f"{self.bin_dir}/python", relay, self.socket_paths[self.spec.proxy], "--", *argv]
+            proxy = self.socket_paths[self.spec.proxy]
+            argv = relay_argv(f"{self.bin_dir}/python", self.bin_dir, proxy, argv)
         if self.bwrap:
             if self.agent_uid is not None and not grader:
                 # the uid is this sandbox's alone, so RLIMIT_NPROC is a per-sandbox limit

@@ -50,6 +50,7 @@ from pydantic import Field, model_validator
 
 from ...errors import InfrastructureError
 from ...liveness import stamp
+from ...network import relay_tar
 from ...sandbox import Provider, Sandbox, SandboxSpec, expired, run_id_matches
 from ...typed_options import GpuFlag, OutputCaps
 from .client import (
@@ -62,7 +63,7 @@ from .client import (
 )
 from .guard import ContainerGuard
 from .image import DEFAULT_IMAGE
-from .sandbox import DockerSandbox
+from .sandbox import RELAY_DIR, DockerSandbox
 
 OWNER_LABEL = "pytest-ale.owner"
 KEEPALIVE = 'mkdir -p "$0" && chown "$1" "$0"; exec sleep 2147483647'
@@ -105,7 +106,8 @@ class DockerProvider(Provider):
     """Fresh containers from one image; connects to the engine on first use."""
 
     name = "docker"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"linux"})
+    #: ``netproxy``: each command runs through the relay to ``SandboxSpec.proxy``
+    capabilities: ClassVar[frozenset[str]] = frozenset({"linux", "netproxy"})
     Options = DockerOptions
     options: DockerOptions
 
@@ -160,6 +162,8 @@ class DockerProvider(Provider):
             self.guard.add(container_id, name)
         try:
             api.start(container_id)
+            if spec.proxy:
+                api.put_archive(container_id, "/", relay_tar(RELAY_DIR))
         except APIError as exc:
             self.release(sandbox)
             raise InfrastructureError(f"docker could not start container {name}: {exc}") from exc

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InfrastructureError, StagingError
+from ...network import relay_argv
 from ...sandbox import ExecResult, Sandbox, SandboxSpec
 from ...staging import ExtractReport, larger_than, stream_folders
 from ..fence_shell import COUNT_UID, KILL_UID, QUARANTINE, quarantine_name
@@ -30,6 +31,8 @@ from .collect import collect_output
 from .commands import FENCE_ALL, KILL_MARKED, MARKER, MAX_OUTPUT_BYTES, OOM_KILLS, run_exec
 from .folders import Folders
 
+#: where the network relay lies in a ``proxy`` trial's container (root's, read-only to the agent)
+RELAY_DIR = "/ale/bin"
 #: staged folders bigger than this are streamed from disk; smaller ones go in memory
 STREAM_FROM_BYTES = 32 * 1024**2
 #: engine archive requests tried before tar in the container makes the archive
@@ -76,6 +79,8 @@ class DockerSandbox(Folders, Sandbox):
         if self.closed:
             raise InfrastructureError(f"the docker sandbox {self.name} was already released")
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else [str(a) for a in cmd]
+        if self.spec.proxy:  # egress only through the run's proxy (network.py)
+            argv = relay_argv("python3", RELAY_DIR, self.socket_paths[self.spec.proxy], argv)
         user = user or self.user
         marker = uuid.uuid4().hex
         if stdin is not None:

@@ -1,63 +1,43 @@
-"""Where ALE task data comes from: a local folder, an S3 bucket or a GCS bucket.
+"""Where ALE task data comes from, and the buckets among its sources.
 
-``--ale-data`` takes ``DIR``, ``s3://BUCKET/PREFIX`` or ``gs://BUCKET/PREFIX``, laid out
-``<domain>/<task>/<variant>/{input,software,reference}``. A bucket's variant folder is
-downloaded to a cache on the host (``$ALE_DATA_CACHE``, default
-``~/.cache/pytest-ale/data``) when a trial first needs it, and kept in step with the
-bucket on every later use (new and changed objects fetched, removed ones deleted). The
+``--ale-data`` (inputs, software and references) and ``--ale-reference`` (references only,
+when they are published apart) each take one of:
+
+- ``DIR``: a local folder laid out ``<domain>/<task>/<variant>/{input,software,reference}``;
+- ``FILE.tar.gz`` (or ``.tgz``, ``.tar``): an archive of that layout, such as ALE's
+  ``ale-tasks-data.tar.gz``, extracted once into the host cache (``archive_store.py``);
+- ``hf://OWNER/NAME[@REVISION][/PREFIX]``: a Hugging Face dataset repository, each variant
+  folder downloaded when first needed (``hub_store.py``);
+- ``s3://BUCKET/PREFIX`` or ``gs://BUCKET/PREFIX``: a bucket, each variant folder mirrored
+  into the host cache when a trial first needs it and kept in step with the bucket on every
+  later use (new and changed objects fetched, removed ones deleted).
+
+The host cache is ``$ALE_DATA_CACHE`` (default ``~/.cache/pytest-ale/data``). Every source's
 reference is fetched to the host like the rest: it reaches a sandbox only when the grader
 needs it there, after the agent is gone.
 
 Credentials are the clients' own: boto3's chain (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
-...) and Google's Application Default Credentials (``STORAGE_EMULATOR_HOST`` for an
-emulator).
+...), Google's Application Default Credentials (``STORAGE_EMULATOR_HOST`` for an
+emulator) and huggingface_hub's token (``HF_TOKEN`` or ``hf auth login``; ``HF_ENDPOINT``).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import fcntl
 import json
 import os
-import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .archive_store import ARCHIVE_SUFFIXES, ArchiveStore
 from .errors import ConfigError, InfrastructureError
+from .hub_store import HubStore
+from .store_base import MANIFEST, DataStore, LocalStore, cache_root, inside, locked
 
-MANIFEST = ".ale-manifest.json"
-
-
-class DataStore(abc.ABC):
-    """The root of the task data: folders by relative parts (``domain, task, variant``)."""
-
-    url: str
-
-    @abc.abstractmethod
-    def has(self, rel: Sequence[str]) -> bool:
-        """Whether the variant folder ``rel`` exists (cheap: collection asks it per variant)."""
-
-    @abc.abstractmethod
-    def folder(self, rel: Sequence[str]) -> Path:
-        """The variant folder on this host (fetched first when the store is remote)."""
-
-    def where(self, rel: Sequence[str]) -> str:
-        return "/".join([self.url.rstrip("/"), *rel])
-
-
-class LocalStore(DataStore):
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = str(root)
-
-    def has(self, rel: Sequence[str]) -> bool:
-        return self.root.joinpath(*rel).is_dir()
-
-    def folder(self, rel: Sequence[str]) -> Path:
-        return self.root.joinpath(*rel)
+__all__ = ["BucketStore", "DataStore", "GcsStore", "LocalStore", "S3Store", "cache_root", "open_store"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +52,8 @@ class BucketStore(DataStore):
 
     scheme = ""
 
-    def __init__(self, bucket: str, prefix: str, cache: Path) -> None:
-        self.bucket, self.prefix = bucket, prefix.strip("/")
+    def __init__(self, bucket: str, prefix: str, cache: Path, option: str = "--ale-data") -> None:
+        self.bucket, self.prefix, self.option = bucket, prefix.strip("/"), option
         self.url = f"{self.scheme}://{bucket}/{self.prefix}".rstrip("/")
         self.cache = cache / self.scheme / bucket / self.prefix
 
@@ -94,7 +74,7 @@ class BucketStore(DataStore):
         key = self._key(rel)
         local = self.cache.joinpath(*rel)
         local.mkdir(parents=True, exist_ok=True)
-        with _locked(local.parent / f".{local.name}.lock"):
+        with locked(local.parent / f".{local.name}.lock"):
             wanted = {
                 blob.key[len(key) :]: blob
                 for blob in self._guard(lambda: list(self.blobs(key)))
@@ -102,7 +82,7 @@ class BucketStore(DataStore):
             }
             have = _read_manifest(local)
             for name, blob in sorted(wanted.items()):
-                target = _inside(local, name, self.where(rel))
+                target = inside(local, name, self.where(rel))
                 if have.get(name) == blob.version and target.is_file():
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +91,7 @@ class BucketStore(DataStore):
                 os.replace(partial, target)
             for name in set(have) - set(wanted):
                 with contextlib.suppress(FileNotFoundError):
-                    _inside(local, name, self.where(rel)).unlink()
+                    inside(local, name, self.where(rel)).unlink()
             (local / MANIFEST).write_text(json.dumps({n: b.version for n, b in wanted.items()}))
         return local
 
@@ -127,12 +107,12 @@ class BucketStore(DataStore):
 class S3Store(BucketStore):
     scheme = "s3"
 
-    def __init__(self, bucket: str, prefix: str, cache: Path) -> None:
-        super().__init__(bucket, prefix, cache)
+    def __init__(self, bucket: str, prefix: str, cache: Path, option: str = "--ale-data") -> None:
+        super().__init__(bucket, prefix, cache, option)
         try:
             import boto3
         except ImportError as exc:
-            raise ConfigError(f"--ale-data {self.url} needs boto3: pip install 'pytest-ale[aws]'") from exc
+            raise ConfigError(f"{option} {self.url} needs boto3: pip install 'pytest-ale[aws]'") from exc
         self.client = boto3.client("s3")  # region, keys and AWS_ENDPOINT_URL from the AWS chain
 
     def blobs(self, prefix: str, limit: int | None = None) -> Iterator[Blob]:
@@ -149,13 +129,13 @@ class S3Store(BucketStore):
 class GcsStore(BucketStore):
     scheme = "gs"
 
-    def __init__(self, bucket: str, prefix: str, cache: Path) -> None:
-        super().__init__(bucket, prefix, cache)
+    def __init__(self, bucket: str, prefix: str, cache: Path, option: str = "--ale-data") -> None:
+        super().__init__(bucket, prefix, cache, option)
         try:
             from google.cloud import storage
         except ImportError as exc:
             raise ConfigError(
-                f"--ale-data {self.url} needs google-cloud-storage: pip install 'pytest-ale[gcp]'"
+                f"{option} {self.url} needs google-cloud-storage: pip install 'pytest-ale[gcp]'"
             ) from exc
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             from google.auth.credentials import AnonymousCredentials
@@ -173,31 +153,25 @@ class GcsStore(BucketStore):
         self.client.bucket(self.bucket).blob(key).download_to_filename(str(dest))
 
 
-def open_store(value: str | Path | None, rootdir: Path) -> DataStore | None:
-    """The store ``--ale-data`` names: a folder (relative to the rootdir), s3:// or gs://."""
+def open_store(value: str | Path | None, rootdir: Path, option: str = "--ale-data") -> DataStore | None:
+    """The store ``option`` names: a folder or an archive (relative to the rootdir),
+    ``hf://``, ``s3://`` or ``gs://``."""
     if value in (None, ""):
         return None
     text = str(value)
+    if text.startswith("hf://"):
+        return HubStore.from_url(text, cache_root(), option)
     for scheme, kind in (("s3://", S3Store), ("gs://", GcsStore)):
         if text.startswith(scheme):
             bucket, _, prefix = text[len(scheme) :].partition("/")
             if not bucket:
-                raise ConfigError(f"--ale-data {text!r}: name a bucket, e.g. {scheme}my-bucket/ale-data")
-            return kind(bucket, prefix, cache_root())
+                raise ConfigError(f"{option} {text!r}: name a bucket, e.g. {scheme}my-bucket/ale-data")
+            return kind(bucket, prefix, cache_root(), option)
     path = Path(text).expanduser()
-    return LocalStore(path if path.is_absolute() else rootdir / path)
-
-
-def cache_root() -> Path:
-    override = os.environ.get("ALE_DATA_CACHE")
-    return Path(override) if override else Path.home() / ".cache" / "pytest-ale" / "data"
-
-
-def _inside(folder: Path, name: str, where: str) -> Path:
-    clean = posixpath.normpath(name)
-    if clean.startswith(("/", "../")) or clean in ("..", ".", MANIFEST):
-        raise InfrastructureError(f"task data at {where}: refusing object {name!r} (outside its folder)")
-    return folder / clean
+    path = path if path.is_absolute() else rootdir / path
+    if path.name.endswith(ARCHIVE_SUFFIXES):
+        return ArchiveStore(path, cache_root(), option)
+    return LocalStore(path)
 
 
 def _read_manifest(folder: Path) -> dict[str, str]:
@@ -205,14 +179,3 @@ def _read_manifest(folder: Path) -> dict[str, str]:
         return dict(json.loads((folder / MANIFEST).read_text()))
     except (OSError, ValueError, TypeError):
         return {}
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One downloader per folder at a time, across xdist workers."""
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

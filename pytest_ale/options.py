@@ -55,8 +55,15 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
         "data",
         "string",
         None,
-        "ALE task data root (DIR, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX) laid out "
-        "<domain>/<task>/<variant>/{input,software,reference}",
+        "ALE task data root laid out <domain>/<task>/<variant>/{input,software,reference}: "
+        "DIR, FILE.tar.gz, hf://OWNER/NAME[@REV][/PREFIX], s3://BUCKET/PREFIX or gs://BUCKET/PREFIX",
+    ),
+    (
+        "reference",
+        "string",
+        None,
+        "root of the references, when published apart from --ale-data (any of its forms): "
+        "<domain>/<task>/<variant>/reference",
     ),
     ("infra-retries", "string", "1", "retries of a trial after an infrastructure error"),
     ("run-id", "string", None, "name of this run (default: time-stamped)"),
@@ -133,12 +140,13 @@ def is_preset_path(value: str) -> bool:
     return value.endswith((".yaml", ".yml")) or "/" in value
 
 
-def _data(config: pytest.Config) -> str | None:
-    value = _get(config, "data")
+def _data(config: pytest.Config, name: str = "data") -> str | None:
+    """``--ale-data`` / ``--ale-reference``: a URL as is, a folder or archive made absolute."""
+    value = _get(config, name)
     if not value:
         return None
     text = str(value)
-    return text if "://" in text else str(option_path(config, "ale_data", text))
+    return text if "://" in text else str(option_path(config, f"ale_{name}", text))
 
 
 def _origin(config: pytest.Config, name: str) -> str:
@@ -160,7 +168,7 @@ class Settings:
     timeout: float | None
     output: Path
     task_lists: list[Path]
-    #: ``--ale-data``: a folder, ``s3://BUCKET/PREFIX`` or ``gs://BUCKET/PREFIX``
+    #: ``--ale-data``: a folder, an archive, ``hf://``, ``s3://`` or ``gs://`` (``datastore.py``)
     data: str | None
     infra_retries: int
     run_id: str
@@ -171,6 +179,8 @@ class Settings:
     shard: tuple[int, int] | None
     baseline: Path | None
     gate_alpha: float
+    #: ``--ale-reference``: the references' root, when apart from ``data`` (same forms)
+    reference: str | None = None
     rootdir: Path = field(default_factory=Path.cwd)
     #: the folder pytest was started in: command-line paths are relative to it
     invocation_dir: Path = field(default_factory=Path.cwd)
@@ -209,6 +219,7 @@ class Settings:
             shard=_shard(_get(config, "shard")),
             baseline=_path(config, "baseline"),
             gate_alpha=_optional(_get(config, "gate-alpha"), "--ale-gate-alpha", 1e-9, 0.5) or 0.05,
+            reference=_data(config, "reference"),
             rootdir=rootdir,
             invocation_dir=invocation_dir,
             opt_origins={name: _origin(config, f"{name}-opt") for name in ("provider", "agent")},

@@ -93,6 +93,7 @@ class AleSession:
         #: test ids of the trials ``--ale-resume`` takes from results.jsonl (not run again)
         self.resumed: set[str] = set()
         self.data_store = open_store(settings.data, settings.rootdir)
+        self.reference_store = open_store(settings.reference, settings.rootdir, "--ale-reference")
         self._markers: set[str] = set(STATIC_MARKERS)
         for name, text in STATIC_MARKERS.items():
             config.addinivalue_line("markers", f"{name}: {text} (pytest-ale)")

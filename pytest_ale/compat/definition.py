@@ -18,13 +18,15 @@ All task code runs contained (``taskguard``): the imports and ``load()`` within 
 ``import_timeout``, ``start()`` and ``evaluate()`` each within its ``grader_timeout``.
 
 Task data lives on the host at ``--ale-data``/``<domain>/<task>/<variant>/``
-(``input/``, ``software/``, ``reference/``); a task whose folder is missing is skipped
-with the path it looked for.
+(``input/``, ``software/``, ``reference/``; the references at ``--ale-reference`` instead
+when given), the folder named as ALE's runner names it, by the metadata's ``domain_name``,
+``task_name`` and ``variant_name`` (never by ``task_dir``), and staged in the sandbox where
+ALE stages it, ``REMOTE_ROOT_DIR/<domain>/<task>/<variant>``; a task whose folder is
+missing is skipped naming the folders it looked for.
 """
 
 from __future__ import annotations
 
-import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,10 +72,19 @@ class AleTask(TaskDefinition):
 
     format = "ale"
 
-    def __init__(self, folder: Path, card: TaskCard, data_root: DataStore | Path | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        card: TaskCard,
+        data_root: DataStore | Path | None,
+        reference_root: DataStore | Path | None = None,
+    ) -> None:
         super().__init__(folder, card)
         self.main_py = folder / "main.py"
-        self.data_root = LocalStore(data_root) if isinstance(data_root, Path) else data_root
+        #: ``--ale-data``: inputs and software, and the references unless ``reference_root``
+        self.data_root = _store(data_root)
+        #: ``--ale-reference``: the references, published apart from the inputs
+        self.reference_root = _store(reference_root)
         self.remote_root = WINDOWS_ROOT if card.os == "windows" else LINUX_ROOT
         self.collected = TaskModule(self.main_py, self.scope_at(self.remote_root), card.import_timeout_s)
         self._variants = self._read_variants(self._load(self.collected))
@@ -121,24 +132,19 @@ class AleTask(TaskDefinition):
             if name in variants:
                 name = f"{name}-{index}"
             rel = self._relative_dir(meta, name)
-            variants[name] = Variant(name, index, task.description, meta, rel, self._workdir(meta, rel))
+            variants[name] = Variant(name, index, task.description, meta, rel, self._workdir(rel))
         return variants
 
     def _relative_dir(self, meta: dict[str, Any], variant: str) -> tuple[str, ...]:
-        task_dir = meta.get("task_dir")
-        if isinstance(task_dir, str):
-            parts = _split(task_dir)
-            root = _split(self.remote_root)
-            if len(parts) > len(root) and parts[: len(root)] == root:
-                return tuple(parts[len(root) :])
-        domain = str(meta.get("domain_name") or self.folder.parent.name)
-        task = str(meta.get("task_name") or self.folder.name)
-        return (domain, task, str(meta.get("variant_name") or variant))
+        """``<domain_name>/<task_name>/<variant_name>``, as ALE's runner finds the data (never
+        from ``task_dir``, which may name another, visible workspace); the folder names stand
+        in for what the metadata lacks."""
+        domain = str(meta.get("domain_name") or "").strip() or self.folder.parent.name
+        task = str(meta.get("task_name") or "").strip() or self.folder.name
+        return (domain, task, str(meta.get("variant_name") or "").strip() or variant)
 
-    def _workdir(self, meta: dict[str, Any], rel: tuple[str, ...]) -> str:
-        task_dir = meta.get("task_dir")
-        if isinstance(task_dir, str) and task_dir.strip():
-            return task_dir.rstrip("/\\")
+    def _workdir(self, rel: tuple[str, ...]) -> str:
+        """Where ALE stages the variant folder: ``REMOTE_ROOT_DIR/<domain>/<task>/<variant>``."""
         sep = "\\" if self.card.os == "windows" else "/"
         return sep.join([self.remote_root, *rel])
 
@@ -156,11 +162,18 @@ class AleTask(TaskDefinition):
         return self.variant_named(variant).workdir
 
     def data_dir(self, variant: str) -> Path | None:
-        """The host folder holding this variant's ``input/``, ``software/``, ``reference/``
-        (fetched into the host cache first when ``--ale-data`` is a bucket)."""
+        """The host folder holding this variant's ``input/`` and ``software/`` (and its
+        ``reference/`` without ``--ale-reference``), fetched into the host cache first when
+        ``--ale-data`` is remote."""
         if self.data_root is None:
             return None
         return self.data_root.folder(self.variant_named(variant).rel)
+
+    def reference_dir(self, variant: str) -> Path | None:
+        """This variant's ``reference/`` on the host: from ``--ale-reference`` when given."""
+        root = self.reference_root or self.data_root
+        base = root.folder(self.variant_named(variant).rel) if root else None
+        return _subdir(base, "reference")
 
     def skip_reason(self, variant: str) -> str | None:
         v = self.variant_named(variant)
@@ -168,25 +181,32 @@ class AleTask(TaskDefinition):
             return None
         layout = "/".join(v.rel) + "/{input,software,reference}"
         if self.data_root is None:
-            return f"ALE task data needed: pass --ale-data DIR holding {layout} (or an s3:// or gs:// URL)"
-        if not self.data_root.has(v.rel):
             return (
-                f"task data not found: no folder {self.data_root.where(v.rel)} "
-                f"(--ale-data must hold {layout})"
+                f"ALE task data needed: pass --ale-data DIR holding {layout} "
+                "(or a .tar.gz of it, an hf://, s3:// or gs:// URL)"
             )
-        return None
+        missing = [
+            f"no folder {root.where(v.rel)} ({option} must hold {layout})"
+            for root, option in ((self.data_root, "--ale-data"), (self.reference_root, "--ale-reference"))
+            if root is not None and not root.has(v.rel)
+        ]
+        if not missing:
+            return None
+        task_dir = v.metadata.get("task_dir")
+        named = (
+            f"; ALE finds a variant's data by its domain_name/task_name/variant_name, "
+            f"not its task_dir {task_dir}"
+            if isinstance(task_dir, str) and task_dir.rstrip("/\\") != v.workdir
+            else ""
+        )
+        return "task data not found: " + "; ".join(missing) + named
 
     def data(self, variant: str) -> TaskData:
         base = self.data_dir(variant)
-
-        def sub(name: str) -> Path | None:
-            path = base / name if base else None
-            return path if path and path.is_dir() else None
-
         return TaskData(
-            input=sub("input"),
-            software=sub("software"),
-            reference=sub("reference"),
+            input=_subdir(base, "input"),
+            software=_subdir(base, "software"),
+            reference=self.reference_dir(variant),
             solution=self._solution(variant),
         )
 
@@ -346,7 +366,7 @@ class AleAttempt(TaskAttempt):
         cleared = sandbox.exec(["rm", "-rf", "--", target], user=sandbox.grader_user)
         if cleared.exit_code != 0:
             raise StagingError(f"could not clear {target} before staging the reference: {cleared.stderr}")
-        reference = self.task.data(self.variant).reference
+        reference = self.task.reference_dir(self.variant)
         if reference is not None:
             sandbox.stage(sandbox.workdir, {"reference": reference})
 
@@ -357,15 +377,20 @@ def _described(text: str, main_py: Path, variant: str) -> str:
     return text.strip()
 
 
+def _store(root: DataStore | Path | None) -> DataStore | None:
+    return LocalStore(root) if isinstance(root, Path) else root
+
+
+def _subdir(base: Path | None, name: str) -> Path | None:
+    path = base / name if base else None
+    return path if path and path.is_dir() else None
+
+
 def _variant_name(meta: dict[str, Any], index: int) -> str:
     name = meta.get("variant_name")
     return str(name) if isinstance(name, str) and name.strip() else str(index)
 
 
-def _split(path: str) -> list[str]:
-    return [p for p in re.split(r"[\\/]+", path) if p]
-
-
 def load_ale_task(folder: Path, card: TaskCard, session: AleSession) -> AleTask:
     """Load the ALE task in ``folder`` (the core's ``collect.load_task`` dispatches here)."""
-    return AleTask(folder, card, session.data_store)
+    return AleTask(folder, card, session.data_store, session.reference_store)

@@ -1,3 +1,3 @@
 """The ALE-format tree here is test data (copied into pytester folders), not tests."""
 
-collect_ignore = ["tree", "data"]
+collect_ignore = ["tree", "data", "published"]

@@ -16,9 +16,11 @@ nothing changed returns at once:
    Claude Code, Codex and Gemini CLIs at the versions the built-in agent presets pin.
 
 Other commands: ``tag`` prints the tag the current sources would build; ``status`` says
-whether it exists. ``--force`` rebuilds; ``--suite`` / ``--mirror`` pick the Debian release
-and mirror. Users with a registry can skip all this and name any image in the preset
-(``image:``) or with ``--ale-provider-opt image=NAME``.
+whether it exists. ``--force`` rebuilds; ``--suite`` picks the Debian release. The Debian
+mirror is the host's own (``mirror.py``: read from ``/etc/apt/sources.list`` and
+``/etc/apt/sources.list.d/``); ``--mirror`` / ``--security-mirror`` name others. Users with
+a registry can skip all this and name any image in the preset (``image:``) or with
+``--ale-provider-opt image=NAME``.
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...errors import InfrastructureError
+from ...errors import AleError, InfrastructureError
 from .client import connect
+from .mirror import Mirror, host_mirror
 
 BASE_REPO = "pytest-ale/base"
 IMAGE_REPO = "pytest-ale/sandbox"
 DEFAULT_IMAGE = f"{IMAGE_REPO}:latest"
 DEFAULT_SUITE = "bookworm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 HASH_LABEL = "pytest-ale.image-hash"
 HARNESS_REPO = "pytest-ale/harness"
 HARNESS_IMAGE = f"{HARNESS_REPO}:latest"
@@ -76,11 +78,15 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:12]
 
 
-def base_tag(folder: Path, suite: str = DEFAULT_SUITE, mirror: str = DEFAULT_MIRROR) -> str:
-    return f"{BASE_REPO}:{_digest((folder / 'debootstrap.sh').read_bytes(), suite, mirror)}"
+def base_tag(folder: Path, suite: str = DEFAULT_SUITE, mirror: Mirror | None = None) -> str:
+    """The base layer's tag: a hash of the script, the suite and the mirror (the host's,
+    ``mirror.host_mirror``, unless one is given)."""
+    mirror = mirror or host_mirror(suite)
+    script = (folder / "debootstrap.sh").read_bytes()
+    return f"{BASE_REPO}:{_digest(script, suite, mirror.archive, mirror.security or '')}"
 
 
-def image_tag(folder: Path, suite: str = DEFAULT_SUITE, mirror: str = DEFAULT_MIRROR) -> str:
+def image_tag(folder: Path, suite: str = DEFAULT_SUITE, mirror: Mirror | None = None) -> str:
     digest = _digest(base_tag(folder, suite, mirror), (folder / "Dockerfile").read_bytes())
     return f"{IMAGE_REPO}:{digest}"
 
@@ -107,7 +113,7 @@ def harness_versions() -> dict[str, str]:
     return versions
 
 
-def harness_tag(folder: Path, suite: str = DEFAULT_SUITE, mirror: str = DEFAULT_MIRROR) -> str:
+def harness_tag(folder: Path, suite: str = DEFAULT_SUITE, mirror: Mirror | None = None) -> str:
     versions = json.dumps(harness_versions(), sort_keys=True)
     digest = _digest(image_tag(folder, suite, mirror), (folder / HARNESS_DOCKERFILE).read_bytes(), versions)
     return f"{HARNESS_REPO}:{digest}"
@@ -117,7 +123,7 @@ def build(
     *,
     force: bool = False,
     suite: str = DEFAULT_SUITE,
-    mirror: str = DEFAULT_MIRROR,
+    mirror: Mirror | None = None,
     folder: Path | None = None,
     log: Callable[[str], None] = print,
     client: Any = None,
@@ -126,6 +132,7 @@ def build(
     """Build (or reuse) the sandbox image, and the harness image on it when ``harnesses``;
     return the content-hash tag of the last one built."""
     folder = folder or images_dir()
+    mirror = mirror or host_mirror(suite)
     client = client or connect()
     base, tag = base_tag(folder, suite, mirror), image_tag(folder, suite, mirror)
     if force or not _exists(client, tag):
@@ -199,14 +206,13 @@ def _ca_bundle() -> Path | None:
     return system if system.is_file() else None
 
 
-def _import_base(client: Any, folder: Path, ref: str, suite: str, mirror: str, log: Callable[[str], None]):
+def _import_base(client: Any, folder: Path, ref: str, suite: str, mirror: Mirror, log: Callable[[str], None]):
     repo, _, tag = ref.rpartition(":")
     with tempfile.TemporaryDirectory(prefix="ale-base-", dir="/var/tmp") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
-        log(f"debootstrap {suite} from {mirror} (a few minutes, once)")
-        done = subprocess.run(
-            ["bash", str(folder / "debootstrap.sh"), str(rootfs), suite, mirror], check=False
-        )
+        log(f"debootstrap {suite} from {mirror.archive} (a few minutes, once)")
+        script = [str(folder / "debootstrap.sh"), str(rootfs), suite, mirror.archive, mirror.security or ""]
+        done = subprocess.run(["bash", *script], check=False)
         if done.returncode != 0 or not rootfs.is_file():
             raise InfrastructureError(
                 f"{folder / 'debootstrap.sh'} failed (exit {done.returncode}); it needs root and "
@@ -226,11 +232,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"also build {HARNESS_IMAGE}: Node.js 22 and the pinned agent CLIs on top",
     )
     parser.add_argument("--suite", default=DEFAULT_SUITE, help="Debian release (default: bookworm)")
-    parser.add_argument("--mirror", default=DEFAULT_MIRROR, help="Debian mirror URL")
+    parser.add_argument("--mirror", help="Debian mirror URL (default: the host's, from its apt sources)")
+    parser.add_argument(
+        "--security-mirror", help="Debian security mirror URL (default: the host's, if it has one)"
+    )
     args = parser.parse_args(argv)
     try:
         folder = images_dir()
-        tag = (harness_tag if args.harnesses else image_tag)(folder, args.suite, args.mirror)
+        if args.mirror:
+            mirror = Mirror(args.mirror, args.security_mirror)
+        else:
+            host = host_mirror(args.suite)
+            mirror = Mirror(host.archive, args.security_mirror or host.security)
+        tag = (harness_tag if args.harnesses else image_tag)(folder, args.suite, mirror)
         if args.command == "tag":
             print(tag)
             return 0
@@ -238,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             present = _exists(connect(), tag)
             print(f"{tag}: {'present' if present else 'missing (run: pytest-ale-image build)'}")
             return 0 if present else 1
-        build(force=args.force, suite=args.suite, mirror=args.mirror, folder=folder, harnesses=args.harnesses)
-    except InfrastructureError as exc:
+        build(force=args.force, suite=args.suite, mirror=mirror, folder=folder, harnesses=args.harnesses)
+    except AleError as exc:
         print(f"pytest-ale-image: {exc}", file=sys.stderr)
         return 1
     return 0

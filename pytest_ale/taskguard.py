@@ -10,6 +10,9 @@ that code runs, in the thread running it:
   copy of pytest would go on running the test session): each becomes the task's own
   error (``TaskDefinitionError`` for import and setup, ``GraderError`` for the grader),
   naming the file, the cause and the fix; a fault the code swallowed still counts;
+- a package the host lacks (a ``ModuleNotFoundError`` for a module not of the task's own
+  tree) becomes that error too, naming the module and ``pytest-ale deps TREE``
+  (``deps.missing_module_message``), not a traceback;
 - ``os.environ`` carries the process marker ``ALE_SANDBOX_ID=task-code-<token>`` (as
   sandbox processes carry their sandbox's, ``providers/processes.py``), inherited by every
   program the code starts, after ``setsid`` or a double fork too; when the code returns,
@@ -53,6 +56,7 @@ from typing import Any
 
 import pytest
 
+from .deps import missing_module_message
 from .errors import AleError
 from .providers.processes import MARKER, kill_marked
 
@@ -112,6 +116,9 @@ class Guard:
             return self._timeout_error(exc)
         if self.violation is not None:
             return self.fault(f"{self.main_py}: {self.what} {self.violation}")
+        missing = missing_module_message(exc, self.main_py, self.what, self.root) if exc else None
+        if missing is not None:  # a package the host lacks: the command, not a traceback
+            return self.fault(missing)
         if exc is None or isinstance(exc, Exception):
             return exc
         if isinstance(exc, SystemExit):
@@ -306,7 +313,8 @@ def run_task_code(
     it, ``limit_key`` names the card key that raises the limit. With ``worker`` (and
     always off the main thread, where SIGALRM cannot be used) it runs in a worker thread.
     ``root`` is the folder of the task's own files (tracebacks show frames there only).
-    Ordinary exceptions propagate unchanged, for the caller to word."""
+    Ordinary exceptions propagate unchanged, for the caller to word (but for a missing
+    package: ``deps.missing_module_message``)."""
     _install()
     guard = Guard(main_py, what, fault, limit_s, limit_key, (root or main_py.parent).resolve())
     if worker or threading.current_thread() is not threading.main_thread():

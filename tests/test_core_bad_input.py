@@ -28,7 +28,7 @@ BROKEN_TASKS = {
     ),
     "import-error": (
         {"main": "import no_such_module_xyz\n"},
-        ["*broken task: *main.py: importing it raised ModuleNotFoundError*no_such_module_xyz*"],
+        ["*broken task*main.py: importing it needs the Python module 'no_such_module_xyz'*pytest-ale deps*"],
     ),
     "no-evaluate": (
         {"main": "INSTRUCTION = 'do it'\n"},

@@ -1,0 +1,14 @@
+"""An ALE task whose grader imports a package the host does not have."""
+
+import cua_bench as cb
+import ale_deps_missing_judge  # noqa: F401  (declared in ../../pyproject.toml's judge group)
+
+
+@cb.tasks_config(split="train")
+def load():
+    return [cb.Task(description="Do nothing.", metadata={"requires_task_data": False}, computer={})]
+
+
+@cb.evaluate_task(split="train")
+async def evaluate(task_cfg, session):
+    return [1.0]

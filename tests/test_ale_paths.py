@@ -165,3 +165,19 @@ def test_setup_hint_names_the_real_cause(pytester: pytest.Pytester, ale: Path, s
     result.stdout.fnmatch_lines([hint])
     if "setup_task" not in hint:
         result.stdout.no_fnmatch_line("*@cb.setup_task*")
+
+
+def test_gateway_and_conformance_paths_follow_the_same_rule(pytester: pytest.Pytester, ale: Path) -> None:
+    from pytest_ale.testing.target import from_option
+
+    cli = pytester.runpytest("ale/tasks", "--ale-scripted-model", "script.yaml", "--collect-only")
+    cli.stderr.fnmatch_lines([f"*--ale-scripted-model {pytester.path / 'script.yaml'} does not exist*"])
+    (ale / "tasks" / "pyproject.toml").write_text(
+        ALE_PYPROJECT + '[tool.pytest.ini_options]\nale_scripted_model = "script.yaml"\n'
+    )
+    ini = pytester.runpytest("ale/tasks", "--collect-only")
+    ini.stderr.fnmatch_lines([f"*--ale-scripted-model {ale / 'tasks' / 'script.yaml'} does not exist*"])
+    (pytester.path / "mine").mkdir()
+    (pytester.path / "mine" / "plain.yaml").write_text("kind: local\nisolation: none\n")
+    target = from_option("mine/plain.yaml", ale / "tasks", pytester.path)
+    assert target.name == "plain"

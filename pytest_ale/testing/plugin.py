@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not value:
         return
     try:
-        config.stash[TARGET_KEY] = from_option(value, config.rootpath)
+        config.stash[TARGET_KEY] = from_option(value, config.rootpath, config.invocation_params.dir)
     except AleError as exc:
         raise pytest.UsageError(f"pytest-ale: {exc}") from None
     here = str(SUITE.parent)

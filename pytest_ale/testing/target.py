@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import presets, registry
 from ..errors import ConfigError
-from ..options import key_values
+from ..options import is_preset_path, key_values
 from ..sandbox import Provider, Sandbox, SandboxSpec
 
 
@@ -69,14 +69,18 @@ def spec_for(target: Target, run_id: str = "conformance", **extra: Any) -> Sandb
     return SandboxSpec(run_id=run_id, trial_id=f"conformance/{target.name}::{uuid.uuid4().hex[:6]}", **extra)
 
 
-def from_option(value: str, rootdir: Path) -> Target:
+def from_option(value: str, rootdir: Path, invocation_dir: Path | None = None) -> Target:
     """The target ``--ale-conformance=NAME[,KEY=VALUE...]`` names: a provider preset or a
-    registered kind (as ``--ale-provider`` resolves it), the options given on top."""
+    registered kind (as ``--ale-provider`` resolves it: a preset file relative to
+    ``invocation_dir``, the folder pytest was started in), the options given on top."""
     name, *pairs = [part.strip() for part in value.split(",")]
     if not name:
         raise ConfigError(f"--ale-conformance takes NAME[,KEY=VALUE...], not {value!r}")
+    if invocation_dir is not None and is_preset_path(name):
+        name = str(invocation_dir / Path(name).expanduser())
     options = key_values([p for p in pairs if p], "--ale-conformance")
-    preset = presets.resolve(name, "providers", rootdir, options, dict.fromkeys(options, "--ale-conformance"))
+    given = dict.fromkeys(options, "--ale-conformance")
+    preset = presets.resolve(name, "providers", rootdir, options, given, invocation_dir)
     kind = registry.load(registry.PROVIDER_GROUP, preset.kind)
     if not (isinstance(kind, type) and issubclass(kind, Provider)):
         raise ConfigError(f"{name!r} ({preset.kind}) is not a pytest_ale Provider: {kind!r}")
@@ -85,4 +89,4 @@ def from_option(value: str, rootdir: Path) -> Target:
     def make(**extra: Any) -> Provider:
         return kind({**preset.options, **extra})
 
-    return Target(name=name, make=make)
+    return Target(name=preset.name, make=make)  # a preset file by its stem, as --ale-provider

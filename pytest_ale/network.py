@@ -31,7 +31,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from .errors import AgentFault, AleError, ConfigError, InfrastructureError
@@ -226,8 +226,12 @@ class TrialNetwork:
         return ", ".join(hosts)
 
 
-class NetworkRefused(InfrastructureError):
-    """The grader needed a host the run's proxy does not allow."""
+class NetworkRefused(AleError):
+    """The grader needed a host the run's proxy does not allow: an infrastructure error
+    of the run's making, not retried (the same allow list would refuse it again, after
+    a second paid agent run)."""
+
+    kind: ClassVar[str] = "infrastructure"
 
 
 def open_network(

@@ -30,6 +30,7 @@ class WatchedProvider(Provider):
         self.inner = inner
         self.options = inner.options
         self.name = inner.name  # type: ignore[misc]
+        self.capabilities = inner.capabilities  # type: ignore[misc]
 
     def acquire(self, spec: SandboxSpec) -> Sandbox:
         reason = interrupts.stopping()

@@ -34,6 +34,7 @@ from pytest_ale.network import (
 from pytest_ale.providers.local import LocalProvider
 from pytest_ale.sandbox import Provider, SandboxSpec
 
+from .conftest import results
 from .test_docker_provider import IMAGE as DOCKER_IMAGE
 from .test_docker_provider import docker_client_or_skip
 
@@ -263,3 +264,55 @@ def test_a_grader_failing_after_a_refusal_is_infrastructure(index: str, provider
 def test_proxy_needs_a_provider_that_routes_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot route"):
         open_network("proxy", NetworkSettings(), tmp_path, frozenset({"linux"}))
+
+
+SOLVE = f"{PIP} --index-url {{index}} --target /tmp/pkgs aleprobe && " + (
+    "PYTHONPATH=/tmp/pkgs python -c 'import aleprobe; print(aleprobe.ANSWER)' > output/answer.txt\n"
+)
+GRADER = f"""
+import shlex
+from pathlib import Path
+
+INSTRUCTION = "Install aleprobe from the index and write its ANSWER to output/answer.txt."
+FETCH = {FETCH!r}
+
+
+def evaluate(output_dir: Path, reference_dir: Path, sandbox) -> tuple[float, str]:
+    done = sandbox.grader_exec(FETCH + " " + shlex.quote({{url!r}}))
+    if not done.ok:
+        raise RuntimeError("the grader could not fetch what it needs: " + done.stderr[-300:])
+    answer = output_dir / "answer.txt"
+    return (1.0, "42") if answer.is_file() and answer.read_text().strip() == "42" else (0.0, "no answer")
+"""
+
+
+def _network_task(make_task, name: str, index: str, grader_url: str, card: dict | None = None) -> None:
+    card = {"domain": "demo", "tier": "near-term", "timeout": 120, **(card or {})}
+    make_task(name, main=GRADER.format(url=grader_url), solution=SOLVE.format(index=index), card=card)
+
+
+def test_a_proxy_run_installs_for_the_agent_and_the_grader(
+    pytester: pytest.Pytester, make_task, index: str
+) -> None:
+    """End to end: the run's --ale-network proxy for agent and grader alike; the card's
+    ask when the run says nothing; a grader refused its host is an infrastructure error."""
+    _network_task(make_task, "installs", index, index + "aleprobe/")
+    _network_task(make_task, "refused", index, f"http://{OTHER_HOST}:9/")
+    _network_task(make_task, "carded", index, index, card={"network": "proxy"})
+    allow = f"--ale-proxy-allow={INDEX_HOST}"
+    run = pytester.runpytest("tasks", "--ale-network=proxy", allow, "-k", "installs or refused")
+    run.assert_outcomes(passed=1, errors=1)
+    rows = {r["task"].rpartition("/")[2]: r for r in results(pytester)}
+    assert rows["installs"]["status"] == "passed", rows["installs"]
+    log = [
+        json.loads(x)
+        for x in (Path(rows["installs"]["artifacts"]) / "network.jsonl").read_text().splitlines()
+    ]
+    assert {e["phase"] for e in log} == {"agent", "grade"} and all(e["allowed"] for e in log)
+    refused = rows["refused"]
+    assert (refused["status"], refused["error_kind"], refused["attempts"]) == ("error", "infrastructure", 1)
+    assert OTHER_HOST in refused["error"] and "--ale-proxy-allow" in refused["error"]
+    # no run policy: the card's ask; the run's none wins over it
+    pytester.runpytest("tasks", allow, "-k", "carded").assert_outcomes(passed=1)
+    # (under none the agent cannot install and the grader cannot fetch: its error, not a 0)
+    pytester.runpytest("tasks", allow, "-k", "carded", "--ale-network=none").assert_outcomes(errors=1)

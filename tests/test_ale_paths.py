@@ -153,7 +153,7 @@ def test_a_windows_task_that_would_not_import_here_skips(pytester: pytest.Pytest
     ("start", "hint"),
     [
         ("raise FileNotFoundError('input/brief.txt is missing')", "*the task's data is missing*"),
-        ("await session.run_command('no-such-tool-1234 --version')", "*a tool or package the task needs*"),
+        ("await session.run_command('no-such-tool-1234 --version')", "*a tool the task needs is missing*"),
         ("raise ValueError('bad metadata')", "*fix the task's @cb.setup_task function*"),
     ],
     ids=["data", "tool", "code"],
@@ -181,3 +181,12 @@ def test_gateway_and_conformance_paths_follow_the_same_rule(pytester: pytest.Pyt
     (pytester.path / "mine" / "plain.yaml").write_text("kind: local\nisolation: none\n")
     target = from_option("mine/plain.yaml", ale / "tasks", pytester.path)
     assert target.name == "plain"
+
+
+def test_setup_hint_names_the_data_folder_it_staged(pytester: pytest.Pytester, ale: Path) -> None:
+    start = "raise RuntimeError('missing staged paths: input/a.csv')"  # as ALE's tasks word it
+    write_ale_task(ale / "tasks" / "demo" / "needs", start=start)
+    result = pytester.runpytest("ale/tasks/demo", "--ale-agent", "noop", "--ale-data", "ale-data", *LOCAL)
+    result.assert_outcomes(errors=1)
+    data = pytester.path / "ale-data" / "demo" / "needs"
+    result.stdout.fnmatch_lines([f"*the task's data is missing or incomplete: it was staged from {data}*"])

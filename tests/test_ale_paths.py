@@ -55,6 +55,16 @@ def test_tree_outside_collects_and_ale_lists_select(pytester: pytest.Pytester, a
         ]
     header = pytester.runpytest("ale/tasks", "--collect-only", "-q", "-v")
     header.stdout.fnmatch_lines([f"rootdir: {ale / 'tasks'}*"])  # ALE's tree really is the rootdir
+    # ALE's checkout also has a pyproject.toml with a pytest table at its top: the rootdir then
+    (ale / "pyproject.toml").write_text(ALE_PYPROJECT + '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    top = pytester.runpytest(
+        "ale/tasks", "--ale-task-list", "ale/selected_tasks/linux_only.txt", "--collect-only", "-q"
+    )
+    assert collected(top) == [
+        "tasks/ledger/column_total/main.py::column_total[oracle-q1-t1]",
+        "tasks/ledger/column_total/main.py::column_total[oracle-q2-t1]",
+        "tasks/textops/word_census/main.py::word_census[oracle-base-t1]",
+    ]
 
 
 def test_a_list_line_matching_nothing_names_the_file_line_and_places(

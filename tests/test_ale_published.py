@@ -7,8 +7,9 @@ not its data folder, and its grader reads the reference from the folder ALE name
 data from:
 
 - a folder, and inputs and references from two folders (``--ale-reference``);
-- the archive ALE publishes (``ale-tasks-data.tar.gz``), extracted once into the cache,
-  again only when it changes; an archive with an unsafe member is refused, naming it;
+- the archive ALE publishes (``ale-tasks-data.tar.gz``), extracted once into the cache (by
+  one of the processes of an ``-n 2`` run), again only when it changes; an archive with an
+  unsafe member is refused, naming it;
 - a Hugging Face hub (``tests/fakes/hf_hub.py``, a fake on loopback): inputs from an open
   repository, references from one that needs a token; only the task's own folders are
   downloaded, once; errors name the fix.
@@ -116,7 +117,8 @@ def make_archive(path: Path, root: Path, extra: dict[str, bytes] | None = None) 
 
 def test_the_published_archive(pytester: pytest.Pytester, tree: Path, tmp_path: Path) -> None:
     archive = make_archive(tree / "ale-tasks-data.tar.gz", all_data(tmp_path / "staged"))
-    assert_oracle_passes(pytester, run(pytester, "--ale-data", "ale-tasks-data.tar.gz"))
+    # two workers and the controller open it at once: one extracts, the others wait
+    assert_oracle_passes(pytester, run(pytester, "--ale-data", "ale-tasks-data.tar.gz", "-n", "2"))
     extracted = list((tmp_path / "cache" / "archive").glob("ale-tasks-data-*"))
     assert len(extracted) == 1 and (extracted[0] / VARIANT / "reference" / "metadata").is_dir()
     marker = extracted[0] / ".ale-extracted"
@@ -176,16 +178,17 @@ def test_the_published_hub_repositories(pytester: pytest.Pytester, tree: Path, h
         "--ale-reference",
         "hf://ale/ale-tasks-references",
     )
-    assert_oracle_passes(pytester, run(pytester, *args))
-    assert hub.downloads() == {
+    # two workers fetch the same variant folder at once: one downloads, the other waits
+    assert_oracle_passes(pytester, run(pytester, *args, "-n", "2"))
+    assert hub.downloads() == [
         f"ale/ale-tasks-inputs:v1/{VARIANT}/input/contig.fasta",
         f"ale/ale-tasks-inputs:v1/{VARIANT}/software/README.txt",
         f"ale/ale-tasks-references:{VARIANT}/reference/metadata/targets.json",
-    }  # the task's own folders, nothing of the other tasks
+    ]  # the task's own folders, each file once, nothing of the other tasks
 
     hub.requests.clear()
     assert_oracle_passes(pytester, run(pytester, *args))
-    assert hub.downloads() == set()  # cached: the commit did not change
+    assert hub.downloads() == []  # cached: the commit did not change
 
 
 def test_hub_errors_name_the_fix(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:

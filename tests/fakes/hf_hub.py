@@ -95,14 +95,14 @@ class FakeHub:
         self.server.server_close()
         self.thread.join(timeout=10)
 
-    def downloads(self) -> set[str]:
-        """The file paths fetched with GET (``repo:path``)."""
-        found = set()
+    def downloads(self) -> list[str]:
+        """The files fetched with GET (``repo:path``), sorted, once for each time fetched."""
+        found = []
         for method, path in self.requests:
             match = RESOLVE.match(path)
             if method == "GET" and match:
-                found.add(f"{match['repo']}:{match['path']}")
-        return found
+                found.append(f"{match['repo']}:{match['path']}")
+        return sorted(found)
 
     # -- answering -------------------------------------------------------------------------
     def answer(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:

@@ -142,9 +142,12 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
     policy = resolve(plan.task.card.network, plan.network.policy)
     capabilities = plan.provider.options.capabilities(plan.provider.capabilities)
     net = open_network(policy, plan.network, plan.artifacts, capabilities)
+    result.extra_properties["ale_network"] = policy
     try:
         _in_network(plan, result, net)
     finally:
+        if net.proxy is not None:
+            result.extra_properties["ale_network_refused"] = len(net.proxy.refused())
         net.close()
 
 

@@ -309,9 +309,11 @@ def test_a_proxy_run_installs_for_the_agent_and_the_grader(
         for x in (Path(rows["installs"]["artifacts"]) / "network.jsonl").read_text().splitlines()
     ]
     assert {e["phase"] for e in log} == {"agent", "grade"} and all(e["allowed"] for e in log)
+    assert rows["installs"]["extra_properties"] == {"ale_network": "proxy", "ale_network_refused": 0}
     refused = rows["refused"]
     assert (refused["status"], refused["error_kind"], refused["attempts"]) == ("error", "infrastructure", 1)
     assert OTHER_HOST in refused["error"] and "--ale-proxy-allow" in refused["error"]
+    assert refused["extra_properties"]["ale_network_refused"] == 1
     # no run policy: the card's ask; the run's none wins over it
     pytester.runpytest("tasks", allow, "-k", "carded").assert_outcomes(passed=1)
     # (under none the agent cannot install and the grader cannot fetch: its error, not a 0)

@@ -13,7 +13,9 @@ Each class's ``kind`` is what a trial it ends records as ``error_kind`` (one of
 - ``StagingError`` (``staging``): data could not be moved into or out of a sandbox safely.
 - ``ConfigError`` (``settings``): an option, preset, provider setting or API key is wrong
   (unknown agent, bad YAML, a key the upstream refuses).
-- any other ``AleError`` (``unclassified``); ``agents.cli.ReplayDivergence`` is ``replay``.
+- ``ReplayDivergence`` (``replay``): a replayed trial (its agent or its judge) asked the
+  model something its cassette does not hold.
+- any other ``AleError`` (``unclassified``).
 - ``AgentFault``: the agent broke a rule of the trial (output over a cap): not an error,
   the trial is graded 0 and counts against the agent like any failure.
 """
@@ -62,6 +64,12 @@ class StagingError(AleError):
     """Data could not be moved into or out of a sandbox safely."""
 
     kind: ClassVar[str] = "staging"
+
+
+class ReplayDivergence(AleError):
+    """A replayed trial asked the model something its cassette does not hold."""
+
+    kind: ClassVar[str] = "replay"
 
 
 class AgentFault(AleError):

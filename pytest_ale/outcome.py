@@ -7,6 +7,8 @@ for its budget: graded, never passing) and ``error`` (infrastructure, task or gr
 fault: no score; counted as 0 in every mean and pass rate, and shown beside them), its
 ``error_kind`` one of ``ERROR_KINDS``.
 ``timed_out`` is kept beside the score even when a timed-out agent still passed.
+``usage`` is the agent's model usage; what the task's grader spent on its judge while it
+graded (``gateway/judge.py``) is ``judge_usage``, apart from it (``JUDGE_FIELDS``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ USAGE_FIELDS = (
     "cache_tokens",
     "cost_usd",
 )
+#: the judge's usage in a results.jsonl record (and, with ``ale_``, in JUnit): field -> ``Usage``'s
+JUDGE_FIELDS = {
+    "judge_tokens_in": "input_tokens",
+    "judge_tokens_out": "output_tokens",
+    "judge_cost_usd": "cost_usd",
+    "judge_requests": "requests",
+}
 
 
 @dataclass
@@ -64,6 +73,8 @@ class TrialResult:
     #: the model usage of every attempt, summed (``gateway.wire.Usage``); results.jsonl
     #: carries it as flat fields (``USAGE_FIELDS``)
     usage: Usage = field(default_factory=Usage)
+    #: what the grader's judge spent on the model, summed over attempts (never in ``usage``)
+    judge_usage: Usage = field(default_factory=Usage)
     artifacts: str | None = None
     budget_exceeded: bool = False
     #: harness-specific report properties (gateway requests, rate-limit retries, ...)
@@ -80,6 +91,8 @@ class TrialResult:
         for key, value in asdict(self).items():
             if key == "usage":
                 data.update({name: getattr(self.usage, name) for name in USAGE_FIELDS})
+            elif key == "judge_usage":
+                data.update({name: getattr(self.judge_usage, attr) for name, attr in JUDGE_FIELDS.items()})
             else:
                 data[key] = value
         if data["score"] is not None and math.isnan(data["score"]):
@@ -90,11 +103,12 @@ class TrialResult:
     def from_json(cls, data: dict[str, Any]) -> TrialResult:
         """The result ``to_json`` wrote (a report's, a results.jsonl line); unknown keys
         (from a newer version) are left out."""
-        known = {f.name for f in fields(cls)} - {"usage"}
+        known = {f.name for f in fields(cls)} - {"usage", "judge_usage"}
         record = {key: value for key, value in data.items() if key in known}
         usage = Usage(**{f.name: data[f.name] for f in fields(Usage) if f.name in data})
         usage.requests = int((data.get("extra_properties") or {}).get("ale_model_requests") or 0)
-        return cls(**record, usage=usage)
+        judge = Usage(**{attr: data[name] for name, attr in JUDGE_FIELDS.items() if name in data})
+        return cls(**record, usage=usage, judge_usage=judge)
 
     def properties(self) -> list[tuple[str, object]]:
         """What ``record_property`` carries into JUnit XML (and xdist reports)."""
@@ -115,6 +129,10 @@ class TrialResult:
             ("ale_cache_read_tokens", self.usage.cache_read_tokens),
             ("ale_cache_write_tokens", self.usage.cache_write_tokens),
             ("ale_cost_usd", round(self.usage.cost_usd, 6)),
+            *(
+                (f"ale_{name}", round(getattr(self.judge_usage, attr), 6))
+                for name, attr in JUDGE_FIELDS.items()
+            ),
         ]
         if self.model:
             props.append(("ale_model", self.model))

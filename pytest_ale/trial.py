@@ -8,8 +8,8 @@ close the attempt and release, always. Infrastructure faults retry the whole tri
 fresh sandbox (and a fresh attempt).
 
 trial.py is the one writer of a trial's artifacts (``save_run``: agent.log, the gateway's
-books, trajectory.json, converted after the run; then result.json); an agent only returns
-what it did (``AgentResult``).
+books, trajectory.json, converted after the run; the judge's books, ``judge.json(l)``,
+after grading; then result.json); an agent only returns what it did (``AgentResult``).
 
 Who is at fault decides the record (one rule, README "What pytest-ale guarantees"): what
 the agent causes (output over a cap, a crash, a timeout, the budget) is graded, 0 unless
@@ -31,11 +31,12 @@ from typing import Any
 from .agents.base import Agent, AgentContext, AgentResult
 from .errors import AgentFault, AleError, InfrastructureError
 from .fence import fence, verify
+from .gateway.judge import JudgeBooks, judging
 from .lease import Lease
 from .network import NetworkSettings, TrialNetwork, open_network, resolve
 from .outcome import ERROR_KINDS, TrialResult
 from .sandbox import Provider, Sandbox, SandboxSpec
-from .scoring import passes
+from .scoring import Grade, passes
 from .task import TaskAttempt, TaskDefinition
 from .taskguard import TaskCodeWarning
 from .trajectory import process_trajectory
@@ -201,7 +202,7 @@ def _in_network(plan: TrialPlan, result: TrialResult, net: TrialNetwork) -> None
                 result.warnings.append(f"fence: {breach} agent process(es) found before grading; killed")
             sandbox.prepare_grading()
             with net.grading(result.warnings):
-                grade = attempt.grade(output_dir)
+                grade = _grade(plan, attempt, output_dir, result)
         result.score = grade.score
         result.explanation = grade.explanation
         result.status = _status(result, plan.threshold)
@@ -215,6 +216,19 @@ def _in_network(plan: TrialPlan, result: TrialResult, net: TrialNetwork) -> None
                 if plan.keep:
                     result.warnings.append(f"kept for debugging: {sandbox.describe()}")
                 lease.release()
+
+
+def _grade(plan: TrialPlan, attempt: TaskAttempt, output_dir: Path, result: TrialResult) -> Grade:
+    """The attempt grades with its judge's model calls through the gateway (``judge.py``):
+    their figures go to ``judge_usage`` and ``judge.jsonl``, never to the agent's."""
+    books = JudgeBooks()
+    try:
+        with judging(plan.test_id, str(plan.task.name), plan.task.card.grader_timeout_s, books):
+            return attempt.grade(output_dir)
+    finally:
+        result.judge_usage.add(books.usage)  # summed over attempts, as the agent's
+        if books.summary is not None:
+            _write_books(plan.artifacts, "judge", books.summary, books.events)
 
 
 def _run_agent(
@@ -287,9 +301,7 @@ def save_run(folder: Path, agent: Agent, run: AgentResult, instruction: str, ses
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "agent.log").write_text(run.log, encoding="utf-8", errors="replace")
     if run.gateway is not None:
-        lines = [json.dumps(event, sort_keys=True) for event in run.gateway_events]
-        (folder / "gateway.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""))
-        (folder / "gateway.json").write_text(json.dumps(run.gateway, indent=2) + "\n")
+        _write_books(folder, "gateway", run.gateway, run.gateway_events)
     problems: list[str] = []
     try:
         trajectory = agent.trajectory(run, instruction, session_id)
@@ -304,6 +316,13 @@ def save_run(folder: Path, agent: Agent, run: AgentResult, instruction: str, ses
         trajectory = bare.model_dump(exclude_none=True)
     _write_trajectory(folder, trajectory)
     return problems
+
+
+def _write_books(folder: Path, name: str, summary: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    """The gateway's books on one role's trial: ``NAME.json`` (totals), ``NAME.jsonl`` (requests)."""
+    lines = [json.dumps(event, sort_keys=True) for event in events]
+    (folder / f"{name}.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""))
+    (folder / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _save_run(plan: TrialPlan, result: TrialResult, run: AgentResult, instruction: str) -> None:

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ..errors import AleError, ConfigError, InfrastructureError
+from ..errors import ConfigError, InfrastructureError, ReplayDivergence  # noqa: F401 - its public home was here
 from ..gateway import runtime
 from ..gateway.launcher import PLACEHOLDER
 from ..gateway.trials import GatewayTrial
@@ -44,12 +44,6 @@ GATEWAY_SOCKET = "/ale/gateway.sock"
 LAUNCHER = Path(__file__).resolve().parent.parent / "gateway" / "launcher.py"
 NPM_CACHE = Path.home() / ".cache" / "pytest-ale" / "npm"
 BASE_URL = PLACEHOLDER
-
-
-class ReplayDivergence(AleError):
-    """A replayed trial asked the model something its cassette does not hold."""
-
-    kind: ClassVar[str] = "replay"
 
 
 @dataclass
@@ -138,7 +132,7 @@ class CLIHarness(Agent):
             raise
         gateway.close_trial(trial)
         result = self._result(done, trial, model)
-        problem = _problem(trial)
+        problem = trial.fault()
         if problem is not None:  # the gateway's fault, not the agent's: an error, figures kept
             self.keep_partial(trial_id, result)
             raise problem
@@ -295,15 +289,3 @@ def _step_metrics(trajectory: Trajectory, events: list[dict[str, Any]]) -> None:
             cached_tokens=cached,
             cost_usd=float(event.get("cost_usd", 0.0)),
         )
-
-
-def _problem(trial: GatewayTrial) -> AleError | None:
-    """A gateway fault (not the agent's) to report as the trial's error, if any."""
-    problem: AleError | None = None
-    if trial.divergence:
-        problem = ReplayDivergence(trial.divergence)
-    elif trial.config_error:
-        problem = ConfigError(f"model gateway: {trial.config_error}")
-    elif trial.upstream_failure:
-        problem = InfrastructureError(f"model gateway: {trial.upstream_failure}")
-    return problem

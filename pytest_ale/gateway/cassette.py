@@ -6,6 +6,10 @@ Requests are matched on what was *asked*: the wire format, the model and the
 conversation (system prompts, context blocks and volatile bits such as dates, ids and
 timings left out). A request no recorded exchange matches is a divergence; it is
 refused and reported with a diff against the closest recorded request.
+
+A trial's agent and its judge (the grader's model calls, ``judge.py``) share the trial's
+cassette, each in its own section (``SECTIONS``): a replayed judge is answered only from
+the judge's exchanges, the agent only from its own.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ def asked(fmt: type[WireFormat], model: str, body: dict[str, Any]) -> dict[str, 
     }
 
 
+#: the cassette's section of each role's exchanges (the agent's as it always was)
+SECTIONS = {"agent": "exchanges", "judge": "judge_exchanges"}
+
+
 def cassette_name(trial_id: str) -> str:
     safe = re.sub(r"[^0-9A-Za-z_.-]+", "_", trial_id).strip("_")[-120:]
     return f"{safe}-{hashlib.sha256(trial_id.encode()).hexdigest()[:10]}.json"
@@ -77,6 +85,7 @@ class Exchange:
 class Recorder:
     path: Path
     trial_id: str
+    role: str = "agent"
     exchanges: list[Exchange] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -85,8 +94,20 @@ class Recorder:
             self.exchanges.append(exchange)
 
     def save(self) -> None:
+        """Write the cassette: the agent's afresh (it runs first); a judge's beside the
+        agent's saved this trial, and only when it asked something."""
+        data: dict[str, Any] = {"trial": self.trial_id, "exchanges": []}
+        if self.role != "agent":
+            if not self.exchanges:
+                return
+            try:
+                kept = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                kept = None
+            if isinstance(kept, dict) and kept.get("trial") == self.trial_id:
+                data["exchanges"] = kept.get("exchanges", [])
+        data[SECTIONS[self.role]] = [e.to_json() for e in self.exchanges]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"trial": self.trial_id, "exchanges": [e.to_json() for e in self.exchanges]}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)
@@ -102,8 +123,12 @@ class Player:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: Path) -> Player:
+    def load(cls, path: Path, role: str = "agent") -> Player:
+        """The player of ``role``'s section of the cassette at ``path``. A judge may find
+        none (a trial whose grader asked no model): then each request it makes diverges."""
         if not path.is_file():
+            if role == "judge":
+                return cls(path, [])
             raise ConfigError(
                 f"--ale-replay: no cassette {path} for this trial; record it first with --ale-record"
             )
@@ -113,7 +138,7 @@ class Player:
                 Exchange(
                     e["asked"], e["response"]["status"], e["response"]["content_type"], e["response"]["body"]
                 )
-                for e in data["exchanges"]
+                for e in (data.get(SECTIONS[role], []) if role == "judge" else data["exchanges"])
             ]
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"cassette {path} is not valid ({exc}); record it again") from exc

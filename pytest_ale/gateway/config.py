@@ -41,6 +41,13 @@ class RetryPolicy:
             return self.give_up * agent_timeout_s
         return self.default_bound_s
 
+    def gave_up(self, timeout_s: float | None, role: str = "agent") -> str:
+        """What the gateway says when a failing request hit its bound: for the agent, the
+        agent's timeout bounds it; for a judge, the grader's."""
+        whose = "agent" if role == "agent" else "grader"
+        of = f"{self.give_up:g} of the {whose}'s {timeout_s:g} s timeout" if timeout_s else "default"
+        return f"gave up at the {self.bound_s(timeout_s):g} s bound ({of}) and stopped the {role}"
+
     def read_timeout_for(self, agent_timeout_s: float | None) -> float:
         """The silence allowed from the upstream: never past the give-up bound, so always
         below the agent's own timeout."""

@@ -14,13 +14,20 @@ real harness drives its tools with no upstream model at all (how CI tests harnes
         turns: [...]
     default:                       # optional: turns for any task not listed
       - text: "Nothing scripted for this task."
+    judge:                         # optional: what the task's grader hears from its judge
+      essay:                       # the task's name, or "*" for any task not listed
+        - match: "rubric: tone"    # optional: a phrase of the judge's prompt
+          text: '{"score": 0.4}'
+        - text: '{"score": 0.7}'   # the first rule that matches answers
+      other: "YES"                 # one answer for every judge request of the task
 
 Which turn to play is read from the conversation itself (how many tool-call turns it
 already holds), so the model is stateless: retries, side requests and replays see the
 same answer. A ``shell`` turn becomes the harness's own shell tool (``Bash``,
 ``exec_command``, ``run_shell_command``, ...), chosen from the tools the request offers.
 Requests that offer no tools (titles, "who speaks next" checks) get a short answer, or a
-minimal JSON object when the request asks for a schema.
+minimal JSON object when the request asks for a schema. A judge's request (one the
+task's grader makes while it grades) is answered from ``judge`` only.
 """
 
 from __future__ import annotations
@@ -86,10 +93,18 @@ class TaskScript(BaseModel):
         return self
 
 
+class JudgeRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: a phrase of the judge's prompt this rule answers (any prompt without one)
+    match: str | None = None
+    text: str
+
+
 class Script(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tasks: dict[str, TaskScript] = {}
     default: TaskScript | None = None
+    judge: dict[str, list[JudgeRule]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -101,6 +116,8 @@ class Script(BaseModel):
             data["tasks"] = {k: {"turns": v} if isinstance(v, list) else v for k, v in data["tasks"].items()}
         if isinstance(data.get("default"), list):
             data["default"] = {"turns": data["default"]}
+        if isinstance(data.get("judge"), dict):
+            data["judge"] = {k: [{"text": v}] if isinstance(v, str) else v for k, v in data["judge"].items()}
         return data
 
 
@@ -135,7 +152,11 @@ class ScriptedModel:
                 return script
         return self.script.default
 
-    def answer(self, fmt: type[WireFormat], body: dict[str, Any], task: str | None) -> Reply:
+    def answer(
+        self, fmt: type[WireFormat], body: dict[str, Any], task: str | None, role: str = "agent"
+    ) -> Reply:
+        if role == "judge":
+            return self.judged(fmt, body, task)
         tools = fmt.tools(body)
         schema = fmt.structured_schema(body)
         if not tools:
@@ -159,6 +180,15 @@ class ScriptedModel:
             if name in tools:
                 return Reply(text=turn.say or "", calls=[Call(name, shape(turn.shell))])
         return Reply(text=f"scripted model: no shell tool among the offered tools {sorted(tools)}")
+
+    def judged(self, fmt: type[WireFormat], body: dict[str, Any], task: str | None) -> Reply:
+        """The judge's answer: the first of the task's ``judge`` rules matching its prompt."""
+        rules = self.script.judge.get(task or "") or self.script.judge.get("*") or []
+        prompt = "\n".join(item["text"] for item in fmt.conversation(body))
+        for rule in rules:
+            if rule.match is None or rule.match in prompt:
+                return Reply(text=rule.text)
+        return Reply(text=f"scripted model ({self.source}): no judge answer for task {task!r}")
 
 
 def placeholder(schema: dict[str, Any]) -> Any:

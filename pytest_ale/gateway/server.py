@@ -34,7 +34,7 @@ from . import upstream
 from .cassette import Exchange, Player, Recorder, asked, cassette_name
 from .config import DEFAULT_UPSTREAMS, GatewayConfig
 from .keys import Keys, Redactor, key_names, load_keys
-from .meter import Meter, PriceTable
+from .meter import Budget, Meter, PriceTable
 from .scripted import ScriptedModel
 from .stops import STOP_PATH, Stops
 from .trials import GatewayTrial
@@ -102,13 +102,27 @@ class Gateway(Stops):
         await web.UnixSite(self._runner, self.socket_path).start()
         Path(self.socket_path).chmod(0o666)
         if self.config.tcp:
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            self.tcp_url = f"http://127.0.0.1:{port}"
+            await self._listen_tcp()
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
         self._client = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+
+    async def _listen_tcp(self) -> None:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.tcp_url = f"http://127.0.0.1:{port}"
+
+    def host_url(self) -> str:
+        """The gateway's loopback URL, for clients on the host (a grader's judge), which
+        speak plain HTTP to a port: listened on at the first call."""
+        with self._lock:
+            if self.tcp_url is None:
+                assert self._loop is not None, "the gateway is not running"
+                asyncio.run_coroutine_threadsafe(self._listen_tcp(), self._loop).result(timeout=30)
+            assert self.tcp_url is not None
+            return self.tcp_url
 
     def stop(self) -> None:
         loop = self._loop
@@ -156,21 +170,21 @@ class Gateway(Stops):
         task: str | None = None,
         on_stop: Any = None,
         timeout_s: float | None = None,
+        role: str = "agent",
     ) -> GatewayTrial:
         """Open a trial; ``on_stop`` stops its harness, ``timeout_s`` (the agent's) bounds
-        how long a failing upstream may take (``RetryPolicy.give_up``)."""
+        how long a failing upstream may take (``RetryPolicy.give_up``). A ``judge`` (the
+        grader's, ``judge.py``) has no budget: the agent's is the agent's alone."""
+        budget = self.config.budget if role == "agent" else Budget()
         trial = GatewayTrial(
-            trial_id=trial_id,
-            task=task,
-            meter=Meter(budget=self.config.budget),
-            on_stop=on_stop,
+            trial_id=trial_id, task=task, role=role, meter=Meter(budget=budget), on_stop=on_stop,
             agent_timeout_s=timeout_s,
-        )
+        )  # fmt: skip
         name = cassette_name(trial_id)
         if self.config.replay:
-            trial.player = Player.load(self.config.replay / name)
+            trial.player = Player.load(self.config.replay / name, role)
         if self.config.record:
-            trial.recorder = Recorder(self.config.record / name, trial_id)
+            trial.recorder = Recorder(self.config.record / name, trial_id, role)
         with self._lock:
             self.trials[trial.token] = trial
         return trial
@@ -258,7 +272,7 @@ class Gateway(Stops):
         self, fmt: type[WireFormat], body: dict[str, Any], model: str, stream: bool, trial: GatewayTrial
     ) -> tuple[web.StreamResponse, Usage]:
         assert self.scripted is not None
-        reply = self.scripted.answer(fmt, body, trial.task)
+        reply = self.scripted.answer(fmt, body, trial.task, trial.role)
         usage = Usage(
             input_tokens=estimate_tokens(json.dumps(fmt.conversation(body))),
             output_tokens=estimate_tokens(reply.text + json.dumps([c.arguments for c in reply.calls])),
@@ -321,7 +335,8 @@ class Gateway(Stops):
 
         def gave_up(what: str) -> str:
             took = time.monotonic() - began
-            return f"{where} {what} ({tries} tries in {took:.1f} s; {_bound(policy, trial)})"
+            said = policy.gave_up(trial.agent_timeout_s, trial.role)
+            return f"{where} {what} ({tries} tries in {took:.1f} s; {said})"
 
         try:
             answer = await upstream.send(
@@ -374,16 +389,6 @@ class Gateway(Stops):
         account(answer.status, usage)
         await out.write_eof()
         return out
-
-
-def _bound(policy: upstream.RetryPolicy, trial: GatewayTrial) -> str:
-    bound = policy.bound_s(trial.agent_timeout_s)
-    of = (
-        f"{policy.give_up:g} of the agent's {trial.agent_timeout_s:g} s timeout"
-        if trial.agent_timeout_s
-        else "default"
-    )
-    return f"gave up at the {bound:g} s bound ({of}) and stopped the agent"
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:

@@ -7,6 +7,10 @@ per-request log and any stop reason: budget, replay divergence, upstream failure
 The first stop reason *halts* the trial: every later request is refused at once, and
 after a short grace the harness is stopped (``on_stop``, and the in-sandbox launcher's
 watch), so a CLI that retries a refusal never runs on to its timeout.
+
+A trial has a ``role``: ``agent`` (the harness in the sandbox) or ``judge`` (the task's
+grader, asking a model on the host while it grades, ``judge.py``); each role has its own
+token, meter, books and cassette section, so the agent's figures never hold the judge's.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import AleError, ConfigError, InfrastructureError, ReplayDivergence
 from .cassette import Player, Recorder
 from .meter import Meter
 
 TOKEN_PREFIX = "ale-trial-"
+#: who is asking: the agent in its sandbox, or the task's grader on the host
+ROLES = ("agent", "judge")
 
 
 def new_token() -> str:
@@ -34,6 +41,7 @@ class GatewayTrial:
 
     trial_id: str
     task: str | None
+    role: str = "agent"
     token: str = field(default_factory=new_token)
     meter: Meter = field(default_factory=Meter)
     recorder: Recorder | None = None
@@ -81,10 +89,22 @@ class GatewayTrial:
     def halt_reason(self) -> str | None:
         return getattr(self, self.halted) if self.halted else None
 
+    def fault(self) -> AleError | None:
+        """The gateway's fault (not the agent's, nor the grader's) to report as the trial's
+        error, if any: a replay divergence, a refused key, a failing upstream."""
+        if self.divergence:
+            return ReplayDivergence(self.divergence)
+        if self.config_error:
+            return ConfigError(f"model gateway: {self.config_error}")
+        if self.upstream_failure:
+            return InfrastructureError(f"model gateway: {self.upstream_failure}")
+        return None
+
     def summary(self) -> dict[str, Any]:
         usage = self.meter.totals()
         return {
             "trial": self.trial_id,
+            "role": self.role,
             "requests": usage.requests,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,

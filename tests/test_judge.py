@@ -1,0 +1,169 @@
+"""Judges through the gateway: a task's grader that asks a model (an OpenAI client, as
+ALE's ``tasks/utils/evaluation.py`` builds one) reaches the gateway with a judge token,
+is metered apart from the agent, scripted, recorded and replayed; a judge the gateway
+cannot serve is an error, never the agent's 0.
+
+The judge-graded ALE-format task is ``tests/data/judge`` (tree and data, as ALE keeps them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_ale.gateway.judge import JUDGE_ENV, JudgeBooks, judging
+from tests.fakes.gateways import gateways
+from tests.test_harness import junit_properties
+
+openai = pytest.importorskip("openai")
+
+DATA = Path(__file__).parent / "data" / "judge"
+REAL_KEY = "sk-REAL-judge-key-0123456789abcdef"
+SUMMARY = "Otters hold hands while they sleep so that they do not drift apart."
+#: the judge's script: 0.7 for a summary about otters holding hands, 0.1 for anything else
+JUDGE_SCRIPT: dict[str, Any] = {
+    "judge": {
+        "judged_summary": [{"match": "hold hands", "text": '{"score": 0.7}'}, {"text": '{"score": 0.1}'}]
+    }
+}
+
+
+@pytest.fixture
+def make_gateway():
+    yield from gateways(REAL_KEY)
+
+
+@pytest.fixture
+def judged(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The judge-graded tree at ``ale/tasks/...``, its data at ``ale-data/``; the host holds
+    a real-looking OpenAI key (which must never reach the grader)."""
+    shutil.copytree(DATA / "tree", pytester.path / "ale")
+    shutil.copytree(DATA / "data", pytester.path / "ale-data")
+    (pytester.path / "pytest.ini").write_text("[pytest]\n")
+    monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
+    for var in ("OPENAI_API_BASE", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return pytester.path
+
+
+def script(folder: Path, data: dict[str, Any]) -> str:
+    path = folder / "script.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "ale/tasks",
+        "--ale-data",
+        "ale-data",
+        "-p",
+        "no:cacheprovider",
+        "--junitxml=junit.xml",
+        *args,
+        timeout=600,
+    )
+
+
+def record(pytester: pytest.Pytester) -> dict[str, Any]:
+    (path,) = (pytester.path / "reports" / "runs").glob("*/results.jsonl")
+    (line,) = path.read_text().splitlines()
+    return json.loads(line)
+
+
+def dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_judge_is_scripted_metered_apart_recorded_and_replayed(pytester: pytest.Pytester, judged: Path):
+    cassettes = judged / "cassettes"
+    scripted = script(judged, JUDGE_SCRIPT)
+    result = run(
+        pytester, "--ale-agent=oracle", "--ale-scripted-model", scripted, "--ale-record", str(cassettes)
+    )
+    result.assert_outcomes(failed=1)  # 0.7 is below the threshold of 1.0
+    first = record(pytester)
+    assert first["score"] == 0.7 and first["status"] == "failed", first
+    assert first["judge_requests"] == 1 and first["judge_tokens_in"] > 0 and first["judge_tokens_out"] > 0
+    assert first["input_tokens"] == first["output_tokens"] == 0  # the oracle asked no model
+    (props,) = junit_properties(pytester).values()
+    assert (
+        props["ale_judge_requests"] == "1" and int(props["ale_judge_tokens_in"]) == first["judge_tokens_in"]
+    )
+    assert int(props["ale_judge_tokens_out"]) == first["judge_tokens_out"] and "ale_judge_cost_usd" in props
+    folder = Path(first["artifacts"])
+    (event,) = [json.loads(line) for line in (folder / "judge.jsonl").read_text().splitlines()]
+    assert (event["format"], event["model"], event["mode"], event["status"]) == (
+        "openai-chat", "gpt-4o-mini", "scripted", 200,
+    )  # fmt: skip
+    assert json.loads((folder / "judge.json").read_text())["role"] == "judge"
+    assert not (folder / "gateway.json").exists()  # the agent's books hold no judge
+    (cassette,) = cassettes.glob("*.json")
+    saved = json.loads(cassette.read_text())
+    assert saved["exchanges"] == [] and len(saved["judge_exchanges"]) == 1
+    assert REAL_KEY not in cassette.read_text()
+
+    # replayed: no script, no key, an upstream nobody listens on; the same score
+    shutil.rmtree(judged / "reports")
+    os.environ.pop("OPENAI_API_KEY")
+    dead = f"http://127.0.0.1:{dead_port()}"
+    result = run(
+        pytester, "--ale-agent=oracle", "--ale-replay", str(cassettes), "--ale-upstream-openai", dead
+    )
+    result.assert_outcomes(failed=1)
+    again = record(pytester)
+    assert again["score"] == 0.7 and again["judge_requests"] == 1, again
+    assert again["judge_tokens_in"] == first["judge_tokens_in"]
+
+
+def test_a_judge_whose_upstream_fails_is_an_infrastructure_error_not_a_zero(
+    pytester: pytest.Pytester, judged: Path
+):
+    dead = f"http://127.0.0.1:{dead_port()}"
+    result = run(pytester, "--ale-agent=oracle", "--ale-upstream-openai", dead, "--ale-upstream-retries", "0")
+    result.assert_outcomes(errors=1)
+    row = record(pytester)
+    assert (row["status"], row["error_kind"], row["score"]) == ("error", "infrastructure", None), row
+    assert "model gateway" in row["error"] and "unreachable" in row["error"]
+    assert row["attempts"] == 2  # an infrastructure error: retried on a fresh sandbox
+    assert row["judge_requests"] == 0  # the meter counts answers; none came
+    events = (Path(row["artifacts"]) / "judge.jsonl").read_text()
+    assert '"status": 502' in events and '"halt": "upstream_failure"' in events
+
+
+def test_judging_points_the_clients_at_the_gateway_and_restores_the_environment(
+    make_gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", REAL_KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", REAL_KEY)
+    for var in set(JUDGE_ENV) - {"OPENAI_API_KEY", "GEMINI_API_KEY"}:
+        monkeypatch.delenv(var, raising=False)
+    before = dict(os.environ)
+    gateway = make_gateway(scripted=Path(script(tmp_path, JUDGE_SCRIPT)))
+    books = JudgeBooks()
+    with judging("t::judged", "judged_summary", 60, books, gateway=gateway):
+        token = os.environ["OPENAI_API_KEY"]
+        assert token.startswith("ale-trial-") and REAL_KEY not in os.environ.values()
+        assert os.environ["OPENAI_API_BASE"] == os.environ["OPENAI_BASE_URL"] == gateway.host_url() + "/v1"
+        assert os.environ["GOOGLE_API_KEY"] == os.environ["GEMINI_API_KEY"] == token
+        assert os.environ["GOOGLE_GEMINI_BASE_URL"] == gateway.host_url()
+        client = openai.OpenAI()  # from the SDK's own variables, as a grader's default client
+        answer = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Otters hold hands."}]
+        )
+        assert answer.choices[0].message.content == '{"score": 0.7}'
+    assert dict(os.environ) == before
+    assert books.usage.requests == 1 and books.usage.input_tokens > 0
+    assert books.summary is not None and books.summary["requests"] == 1
+    with pytest.raises(openai.AuthenticationError):  # the judge's token dies with the grading
+        dead = openai.OpenAI(api_key=token, base_url=gateway.host_url() + "/v1", max_retries=0)
+        dead.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Again?"}])

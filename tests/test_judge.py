@@ -167,3 +167,29 @@ def test_judging_points_the_clients_at_the_gateway_and_restores_the_environment(
     with pytest.raises(openai.AuthenticationError):  # the judge's token dies with the grading
         dead = openai.OpenAI(api_key=token, base_url=gateway.host_url() + "/v1", max_retries=0)
         dead.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Again?"}])
+
+
+def test_the_agents_usage_figures_exclude_the_judges(pytester: pytest.Pytester, judged: Path):
+    if shutil.which("claude") is None or shutil.which("bwrap") is None:
+        pytest.skip("claude or bubblewrap is not installed (bash .ci/harness.sh installs them)")
+    turns = [{"shell": f"echo '{SUMMARY}' > output/summary.txt"}, {"text": "Done: output/summary.txt."}]
+    scripted = script(judged, {"tasks": {"judged_summary": turns}, **JUDGE_SCRIPT})
+    result = run(pytester, "--ale-agent=claude-code", "--ale-scripted-model", scripted)
+    result.assert_outcomes(failed=1)
+    row = record(pytester)
+    assert row["score"] == 0.7, row
+    folder = Path(row["artifacts"])
+    agent = json.loads((folder / "gateway.json").read_text())
+    judge = json.loads((folder / "judge.json").read_text())
+    assert agent["requests"] >= 2 and judge["requests"] == 1
+    assert (row["input_tokens"], row["output_tokens"]) == (agent["input_tokens"], agent["output_tokens"])
+    assert (row["judge_tokens_in"], row["judge_tokens_out"]) == (
+        judge["input_tokens"],
+        judge["output_tokens"],
+    )
+    assert row["extra_properties"]["ale_model_requests"] == agent["requests"]
+    agent_events = [json.loads(line) for line in (folder / "gateway.jsonl").read_text().splitlines()]
+    assert sum(e.get("input_tokens", 0) for e in agent_events) == row["input_tokens"]
+    assert {e["format"] for e in agent_events if "format" in e} == {"anthropic-messages"}  # no judge call
+    (props,) = junit_properties(pytester).values()
+    assert int(props["ale_input_tokens"]) == agent["input_tokens"] and props["ale_judge_requests"] == "1"

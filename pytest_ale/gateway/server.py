@@ -142,6 +142,8 @@ class Gateway(Stops):
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if not (self._thread and self._thread.is_alive()):
+            loop.close()  # its selector and self-pipe, never left to the garbage collector
         shutil.rmtree(self._dir, ignore_errors=True)
 
     # -- trials ---------------------------------------------------------------------------

@@ -122,7 +122,16 @@ def test_a_preset_given_by_path_is_labelled_by_its_stem(pytester: pytest.Pyteste
     presets = pytester.path / "my presets"
     presets.mkdir()
     (presets / "careful-oracle.yaml").write_text("kind: oracle\n")
-    args = ("ale/tasks", "--ale-data", "ale-data", "--ale-agent", "my presets/careful-oracle.yaml")
+    (presets / "plain-local.yaml").write_text("kind: local\nisolation: none\n")
+    args = (
+        "ale/tasks",
+        "--ale-data",
+        "ale-data",
+        "--ale-agent",
+        "my presets/careful-oracle.yaml",
+        "--ale-provider",
+        "my presets/plain-local.yaml",
+    )
     listed = pytester.runpytest(*args, "-k", "word_census", "--collect-only", "-q")
     assert collected(listed) == ["textops/word_census/main.py::word_census[careful-oracle-base-t1]"]
     result = pytester.runpytest(*args, "-k", "word_census", "--ale-run-id", "stem", *LOCAL)
@@ -130,7 +139,7 @@ def test_a_preset_given_by_path_is_labelled_by_its_stem(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["*careful-oracle*"])
     result.stdout.no_fnmatch_line("*my presets*")
     (row,) = results(pytester)
-    assert row["agent"] == "careful-oracle"
+    assert (row["agent"], row["provider"]) == ("careful-oracle", "plain-local")
     assert Path(row["artifacts"]).name == "careful-oracle-base-t1"
     summary = json.loads((pytester.path / "reports" / "summary.json").read_text())
     assert "my presets" not in json.dumps(summary)

@@ -28,13 +28,14 @@ def test_fencing_kills_escaped_background_processes(
 ) -> None:
     sandbox = ale_conformance_sandbox
     beat = sandbox.path("heartbeat")
-    loop = f"while :; do date +%s%N > {beat}; sleep 0.05; done"
+    # each beat replaces the file whole, so a reader never sees it empty mid-write
+    loop = f"while :; do date +%s%N > {beat}.new; mv {beat}.new {beat}; sleep 0.05; done"
     started = sandbox.sh(f"setsid sh -c '{loop}' >/dev/null 2>&1 & sleep 0.3")
     assert started.ok
     if ale_conformance_provider.background_survives_exec:
-        first = sandbox.read_text(beat)
-        time.sleep(0.3)
-        assert sandbox.read_text(beat) != first, "the background loop should still be running"
+        first = beats(sandbox, beat)
+        assert first, "the background loop never beat"
+        assert beats(sandbox, beat, after=first), "the background loop should still be running"
         assert sandbox.kill_all() >= 1
     else:
         sandbox.kill_all()

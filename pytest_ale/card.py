@@ -54,6 +54,16 @@ class VmCard(BaseModel):
         return _not_bool(value)
 
 
+class CredentialCard(BaseModel):
+    """One entry of ALE's ``requiredCredentials``: a licence file or the like the task's
+    software needs, staged as ``input/credentials/<file>`` (``credentials.py``)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description='what it is, e.g. "matlab_license"')
+    file: str = Field(description='a plain file name, e.g. "license.lic"', pattern=r"^[^/\\.][^/\\]*$")
+    purpose: str | None = Field(default=None, description="a string")
+
+
 class TaskCard(BaseModel):
     """The validated card. Every field is optional; the folder supplies what is missing."""
 
@@ -93,6 +103,11 @@ class TaskCard(BaseModel):
     )
     tags: list[str] = Field(default_factory=list, description='a list of strings, e.g. ["pdf", "excel"]')
     vm: VmCard | None = Field(default=None, description='an object, e.g. {"snapshot": "ubuntu-22"}')
+    required_credentials: list[CredentialCard] = Field(
+        default_factory=list,
+        alias="requiredCredentials",
+        description='a list of {"type": ..., "file": "license.lic"} objects',
+    )
 
     @field_validator(
         "timeout", "grader_timeout", "import_timeout", "cpus", "memory_gb", "threshold", mode="before"

@@ -91,7 +91,8 @@ class TaskFile(pytest.File):
                     for marker in markers:
                         item.add_marker(marker)
                     # the platform first: no point asking for data a provider cannot use
-                    reason = session.provider_refusal(task) or task.skip_reason(variant)
+                    reason = session.provider_refusal(task) or session.credentials.skip_reason(task.card)
+                    reason = reason or task.skip_reason(variant)
                     if not reason and session.agent(agent).uses_solution:
                         reason = task.solution_missing(variant)
                     if reason:
@@ -169,6 +170,7 @@ class TrialItem(pytest.Item):
             timeout_s=settings.timeout or self.task.card.timeout_s,
             infra_retries=settings.infra_retries,
             network=settings.network,
+            credentials=session.credentials,
             keep=settings.keep,
             on_phase=self._progress(),
         )

@@ -65,6 +65,13 @@ OPTIONS: list[tuple[str, str, Any, str]] = [
         "root of the references, when published apart from --ale-data (any of its forms): "
         "<domain>/<task>/<variant>/reference",
     ),
+    (
+        "credentials",
+        "string",
+        None,
+        "folder of the credential files tasks declare (requiredCredentials: licence files), staged "
+        "as input/credentials/<file>; without it such tasks are skipped. Never model API keys",
+    ),
     ("infra-retries", "string", "1", "retries of a trial after an infrastructure error"),
     ("run-id", "string", None, "name of this run (default: time-stamped)"),
     ("shard", "string", None, "run only shard I of N (I/N, 1-based): splits a suite across CI jobs"),
@@ -181,6 +188,8 @@ class Settings:
     gate_alpha: float
     #: ``--ale-reference``: the references' root, when apart from ``data`` (same forms)
     reference: str | None = None
+    #: ``--ale-credentials``: the folder of the credential files tasks declare
+    credentials: Path | None = None
     rootdir: Path = field(default_factory=Path.cwd)
     #: the folder pytest was started in: command-line paths are relative to it
     invocation_dir: Path = field(default_factory=Path.cwd)
@@ -220,6 +229,7 @@ class Settings:
             baseline=_path(config, "baseline"),
             gate_alpha=_optional(_get(config, "gate-alpha"), "--ale-gate-alpha", 1e-9, 0.5) or 0.05,
             reference=_data(config, "reference"),
+            credentials=_path(config, "credentials"),
             rootdir=rootdir,
             invocation_dir=invocation_dir,
             opt_origins={name: _origin(config, f"{name}-opt") for name in ("provider", "agent")},

@@ -77,6 +77,8 @@ class TrialResult:
     judge_usage: Usage = field(default_factory=Usage)
     artifacts: str | None = None
     budget_exceeded: bool = False
+    #: the credential files staged for the task (``--ale-credentials``): names only
+    credentials: list[str] = field(default_factory=list)
     #: harness-specific report properties (gateway requests, rate-limit retries, ...)
     extra_properties: dict[str, object] = field(default_factory=dict)
 
@@ -142,6 +144,8 @@ class TrialResult:
             props.append(("ale_artifacts", self.artifacts))
         if self.budget_exceeded:
             props.append(("ale_budget_exceeded", "true"))
+        if self.credentials:
+            props.append(("ale_credentials", ",".join(self.credentials)))
         props.extend(self.extra_properties.items())
         return props
 

@@ -19,8 +19,10 @@ import pytest
 
 from . import presets, registry
 from .agents.base import Agent
+from .credentials import TaskCredentials
 from .datastore import open_store
 from .errors import ConfigError
+from .gateway import runtime
 from .liveness import RunLock
 from .options import Settings
 from .outcome import TrialResult
@@ -94,6 +96,8 @@ class AleSession:
         self.resumed: set[str] = set()
         self.data_store = open_store(settings.data, settings.rootdir)
         self.reference_store = open_store(settings.reference, settings.rootdir, "--ale-reference")
+        #: ``--ale-credentials``: the files tasks declare, checked against the gateway's keys
+        self.credentials = TaskCredentials(settings.credentials, runtime.known_keys)
         self._markers: set[str] = set(STATIC_MARKERS)
         for name, text in STATIC_MARKERS.items():
             config.addinivalue_line("markers", f"{name}: {text} (pytest-ale)")
@@ -145,6 +149,7 @@ class AleSession:
         return self.provider_class.supports(spec, self.provider_options)
 
     def close(self) -> None:
+        self.credentials.close()
         try:
             if self._provider is not None:
                 provider, self._provider = self._provider, None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .agents.base import Agent, AgentContext, AgentResult
+from .credentials import STAGED_AS, TaskCredentials
 from .errors import AgentFault, AleError, InfrastructureError
 from .fence import fence, verify
 from .gateway.judge import JudgeBooks, judging
@@ -64,6 +65,8 @@ class TrialPlan:
     sandbox_run_id: str = ""
     keep: bool = False
     on_phase: Callable[[str], None] | None = None
+    #: ``--ale-credentials``: the run's folder of the credential files tasks declare
+    credentials: TaskCredentials = field(default_factory=lambda: TaskCredentials(None))
 
 
 def run_trial(plan: TrialPlan) -> TrialResult:
@@ -178,6 +181,7 @@ def _in_network(plan: TrialPlan, result: TrialResult, net: TrialNetwork) -> None
             folders = {k: p for k, p in (("input", data.input), ("software", data.software)) if p}
             sandbox.stage(sandbox.workdir, folders)
             sandbox.mkdir(sandbox.path("output"))
+            result.credentials = _stage_credentials(plan, sandbox)
         with _phase(plan, phases, "setup"):
             attempt = task.begin(sandbox, variant)
             attempt.setup()
@@ -229,6 +233,17 @@ def _grade(plan: TrialPlan, attempt: TaskAttempt, output_dir: Path, result: Tria
         result.judge_usage.add(books.usage)  # summed over attempts, as the agent's
         if books.summary is not None:
             _write_books(plan.artifacts, "judge", books.summary, books.events)
+
+
+def _stage_credentials(plan: TrialPlan, sandbox: Sandbox) -> list[str]:
+    """The credential files the task declares, checked, into ``input/credentials/`` (ALE's
+    place; ``credentials.py``); their names, for the record."""
+    held = plan.credentials.prepare(plan.task.card)
+    if held is None:
+        return []
+    sandbox.mkdir(sandbox.path("input"))
+    sandbox.stage(sandbox.path("input"), {STAGED_AS: held})
+    return sorted(p.name for p in held.iterdir())
 
 
 def _run_agent(

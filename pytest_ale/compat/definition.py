@@ -71,6 +71,7 @@ class AleTask(TaskDefinition):
     """An ALE task file, run unmodified."""
 
     format = "ale"
+    extra_env: dict[str, str] = {}  # the code's: AGENTHLE_CREDENTIALS_DIR (``credentials.py``)
 
     def __init__(
         self,
@@ -92,7 +93,7 @@ class AleTask(TaskDefinition):
     # -- collection ----------------------------------------------------------------------
     def scope_at(self, remote_root: str) -> Scope:
         env = {"REMOTE_ROOT_DIR": remote_root, "REMOTE_OUTPUT_DIR": OUTPUT_DIR_NAME, "OS_TYPE": self.card.os}
-        return Scope(self.folder, env)
+        return Scope(self.folder, {**env, **self.extra_env})
 
     def _load(self, module: TaskModule) -> list[Any]:
         try:
@@ -393,4 +394,6 @@ def _variant_name(meta: dict[str, Any], index: int) -> str:
 
 def load_ale_task(folder: Path, card: TaskCard, session: AleSession) -> AleTask:
     """Load the ALE task in ``folder`` (the core's ``collect.load_task`` dispatches here)."""
-    return AleTask(folder, card, session.data_store, session.reference_store)
+    task = AleTask(folder, card, session.data_store, session.reference_store)
+    task.extra_env = session.credentials.env(card)  # where ALE's setup code reads the files
+    return task

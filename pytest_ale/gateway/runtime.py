@@ -50,6 +50,16 @@ def upstream_urls() -> list[str]:
         return list(_config.upstreams.values()) if _config is not None else []
 
 
+def known_keys() -> list[str]:
+    """The real API keys this process's gateway forwards with (the environment's, or
+    ``--ale-env-file``'s): what must never enter a sandbox (``credentials.py`` checks)."""
+    from .keys import load_keys
+
+    with _lock:
+        env_file = _config.env_file if _config is not None else None
+    return list(load_keys(env_file).by_provider.values())
+
+
 def shutdown() -> None:
     global _gateway
     with _lock:

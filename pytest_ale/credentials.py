@@ -41,6 +41,8 @@ class TaskCredentials:
     ``known_keys`` returns the model keys the gateway holds (read when a file is checked)."""
 
     def __init__(self, folder: Path | None, known_keys: Callable[[], Iterable[str]] = tuple) -> None:
+        if folder is not None and not folder.is_dir():
+            raise ConfigError(f"--ale-credentials {folder}: no such folder (give the one holding the files)")
         self.folder = folder
         self.known_keys = known_keys
         self._private: Path | None = None

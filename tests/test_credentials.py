@@ -63,6 +63,9 @@ def test_without_the_folder_the_task_is_skipped_with_the_reason(
     result.stdout.fnmatch_lines(
         [f"SKIPPED*credential file(s) not in --ale-credentials {folder}: license.lic*"]
     )
+    result = run(pytester, "--ale-credentials", "no-such-folder")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ale-credentials */no-such-folder: no such folder*"])
 
 
 def test_declared_files_are_staged_and_listed_by_name(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 import time
@@ -64,12 +63,12 @@ class Rules:
 
 
 class ForwardProxy:
-    """One trial's proxy on ``socket_path``, logging to ``log_path``; ``start`` / ``stop``."""
+    """One trial's proxy on ``socket_path``, keeping its log in ``entries`` (``trial.py``
+    writes it, as every artifact of the trial); ``start`` / ``stop``."""
 
-    def __init__(self, socket_path: Path, rules: Rules, log_path: Path) -> None:
+    def __init__(self, socket_path: Path, rules: Rules) -> None:
         self.socket_path = socket_path
         self.rules = rules
-        self.log_path = log_path
         #: the trial's phase, written on each line (``agent``, then ``grade``)
         self.phase = "agent"
         self.entries: list[dict[str, Any]] = []
@@ -81,8 +80,6 @@ class ForwardProxy:
 
     # -- life ----------------------------------------------------------------------------
     def start(self) -> ForwardProxy:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.touch()
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -138,8 +135,6 @@ class ForwardProxy:
         line = {"t": round(time.time(), 3), "phase": self.phase, **entry}
         with self._lock:
             self.entries.append(line)
-            with self.log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(line, sort_keys=True) + "\n")
 
     # -- one connection --------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -234,11 +234,9 @@ class NetworkRefused(AleError):
     kind: ClassVar[str] = "infrastructure"
 
 
-def open_network(
-    policy: Policy, settings: NetworkSettings, artifacts: Path, capabilities: frozenset[str]
-) -> TrialNetwork:
-    """Start a ``proxy`` trial's proxy (its log in ``artifacts/network.jsonl``); other
-    policies need nothing started."""
+def open_network(policy: Policy, settings: NetworkSettings, capabilities: frozenset[str]) -> TrialNetwork:
+    """Start a ``proxy`` trial's proxy (its log, ``proxy.entries``, becomes the trial's
+    ``network.jsonl``); other policies need nothing started."""
     if policy != "proxy":
         return TrialNetwork(policy)
     if PROXY_CAPABILITY not in capabilities:
@@ -250,7 +248,7 @@ def open_network(
     folder.chmod(0o755)  # the agent's uid reaches the socket inside
     rules = Rules(settings.allowed(), model_hosts())
     try:
-        proxy = ForwardProxy(folder / "proxy.sock", rules, artifacts / "network.jsonl").start()
+        proxy = ForwardProxy(folder / "proxy.sock", rules).start()
     except OSError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise InfrastructureError(f"the network proxy could not start: {exc}") from exc

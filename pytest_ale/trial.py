@@ -145,14 +145,15 @@ def _attempt(plan: TrialPlan, result: TrialResult) -> None:
     # the trial's network policy (network.py): a proxy one's proxy lives as long as the try
     policy = resolve(plan.task.card.network, plan.network.policy)
     capabilities = plan.provider.options.capabilities(plan.provider.capabilities)
-    net = open_network(policy, plan.network, plan.artifacts, capabilities)
+    net = open_network(policy, plan.network, capabilities)
     result.extra_properties["ale_network"] = policy
     try:
         _in_network(plan, result, net)
     finally:
-        if net.proxy is not None:
-            result.extra_properties["ale_network_refused"] = len(net.proxy.refused())
         net.close()
+        if net.proxy is not None:  # this try's connections only: a retry starts a new log
+            result.extra_properties["ale_network_refused"] = len(net.proxy.refused())
+            _write_jsonl(plan.artifacts / "network.jsonl", net.proxy.entries)
 
 
 def _in_network(plan: TrialPlan, result: TrialResult, net: TrialNetwork) -> None:
@@ -335,9 +336,14 @@ def save_run(folder: Path, agent: Agent, run: AgentResult, instruction: str, ses
 
 def _write_books(folder: Path, name: str, summary: dict[str, Any], events: list[dict[str, Any]]) -> None:
     """The gateway's books on one role's trial: ``NAME.json`` (totals), ``NAME.jsonl`` (requests)."""
-    lines = [json.dumps(event, sort_keys=True) for event in events]
-    (folder / f"{name}.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""))
+    _write_jsonl(folder / f"{name}.jsonl", events)
     (folder / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _write_jsonl(path: Path, entries: list[dict[str, Any]]) -> None:
+    lines = [json.dumps(entry, sort_keys=True) for entry in entries]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
 
 
 def _save_run(plan: TrialPlan, result: TrialResult, run: AgentResult, instruction: str) -> None:

@@ -118,7 +118,7 @@ def provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Provide
 
 def _network(policy: str, tmp_path: Path, allow: list[str]) -> TrialNetwork:
     capabilities = frozenset({"netproxy"})
-    return open_network(policy, NetworkSettings(None, allow), tmp_path / "artifacts", capabilities)  # type: ignore[arg-type]
+    return open_network(policy, NetworkSettings(None, allow), capabilities)  # type: ignore[arg-type]
 
 
 def _spec(net: TrialNetwork) -> SandboxSpec:
@@ -127,9 +127,9 @@ def _spec(net: TrialNetwork) -> SandboxSpec:
     return spec
 
 
-def _log(tmp_path: Path) -> list[dict]:
-    lines = (tmp_path / "artifacts" / "network.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+def _log(net: TrialNetwork) -> list[dict]:
+    assert net.proxy is not None
+    return list(net.proxy.entries)
 
 
 PIP = "python -m pip install --isolated --no-cache-dir --disable-pip-version-check --break-system-packages -q"
@@ -157,7 +157,7 @@ def test_proxy_lets_pip_and_uv_install_from_an_allowed_index(index: str, provide
             provider.release(sandbox)
     finally:
         net.close()
-    entries = _log(tmp_path)
+    entries = _log(net)
     assert entries and all(e["host"] == INDEX_HOST and e["allowed"] for e in entries)
 
 
@@ -178,7 +178,7 @@ def test_proxy_refuses_and_logs_a_host_not_allowed(index: str, provider, tmp_pat
             provider.release(sandbox)
     finally:
         net.close()
-    refused = [e for e in _log(tmp_path) if not e["allowed"]]
+    refused = [e for e in _log(net) if not e["allowed"]]
     asked = [(e["method"], e["host"], e["port"]) for e in refused]
     assert asked == [("GET", OTHER_HOST, 9), ("CONNECT", OTHER_HOST, 9)]
     assert all("--ale-proxy-allow" in e["reason"] for e in refused)
@@ -197,7 +197,7 @@ def test_none_has_no_egress(index: str, provider, tmp_path: Path) -> None:
         assert "HTTP_PROXY" not in sandbox.exec("env").stdout
     finally:
         provider.release(sandbox)
-    assert not (tmp_path / "artifacts" / "network.jsonl").exists()
+    assert net.proxy is None  # nothing to log
 
 
 def test_model_apis_are_refused_even_when_allowed() -> None:
@@ -258,12 +258,12 @@ def test_a_grader_failing_after_a_refusal_is_infrastructure(index: str, provider
         net.close()
     assert caught.value.kind == "infrastructure"
     assert warnings and OTHER_HOST in warnings[0]
-    assert [e["phase"] for e in _log(tmp_path)] == ["grade"]
+    assert [e["phase"] for e in _log(net)] == ["grade"]
 
 
 def test_proxy_needs_a_provider_that_routes_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot route"):
-        open_network("proxy", NetworkSettings(), tmp_path, frozenset({"linux"}))
+        open_network("proxy", NetworkSettings(), frozenset({"linux"}))
 
 
 SOLVE = f"{PIP} --index-url {{index}} --target /tmp/pkgs aleprobe && " + (

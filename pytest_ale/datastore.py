@@ -169,7 +169,7 @@ def open_store(value: str | Path | None, rootdir: Path, option: str = "--ale-dat
             return kind(bucket, prefix, cache_root(), option)
     path = Path(text).expanduser()
     path = path if path.is_absolute() else rootdir / path
-    if path.name.endswith(ARCHIVE_SUFFIXES):
+    if path.name.endswith(ARCHIVE_SUFFIXES) and not path.is_dir():
         return ArchiveStore(path, cache_root(), option)
     return LocalStore(path)
 

@@ -135,7 +135,10 @@ class HubStore(DataStore):
         except (ConfigError, InfrastructureError):
             raise
         except Exception as exc:
-            raise InfrastructureError(f"task data at {self.url}: {type(exc).__name__}: {exc}") from exc
+            server = self.endpoint or self.hub.constants.ENDPOINT
+            raise InfrastructureError(
+                f"task data at {self.url} (hub {server}): {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _http_error(self, where: str, exc: Any) -> Exception:
         status = getattr(getattr(exc, "response", None), "status_code", None)

@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from pytest_ale.datastore import open_store
-from pytest_ale.errors import ConfigError
+from pytest_ale.errors import ConfigError, InfrastructureError
 
+from .conformance.sshd import free_port
 from .conftest import results
 from .fakes.hf_hub import FakeHub, Repo
 
@@ -210,6 +211,11 @@ def test_hub_errors_name_the_fix(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) 
         open_store("hf://ale/ale-tasks-inputs@v9", root)
     with pytest.raises(ConfigError, match=r"name a dataset repository, hf://OWNER/NAME"):
         open_store("hf://just-a-name", root)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    with pytest.raises(
+        InfrastructureError, match=r"hf://ale/ale-tasks-inputs@main \(hub http://127\.0\.0\.1:\d+\)"
+    ):
+        open_store("hf://ale/ale-tasks-inputs", root)
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed
     with pytest.raises(ConfigError, match=r"needs huggingface_hub: pip install 'pytest-ale\[huggingface\]'"):
         open_store("hf://ale/ale-tasks-inputs", root)

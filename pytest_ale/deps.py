@@ -217,8 +217,36 @@ def missing_module_message(exc: BaseException, main_py: Path, what: str, root: P
             return None  # the task's own module: its own traceback says more
     pyproject = find_pyproject(here)
     tree = shlex.quote(str(pyproject.parent if pyproject else here))
-    return (
-        f"{main_py}: {what} needs the Python module {top!r}, which is not installed for "
-        f"{sys.executable}; install the task tree's grader dependencies: `pytest-ale deps {tree}` "
-        f"prints the pip command, `pytest-ale deps {tree} --install` runs it"
-    )
+    command = f"`pytest-ale deps {tree}` prints the pip command, `pytest-ale deps {tree} --install` runs it"
+    start = f"{main_py}: {what} needs the Python module {top!r}, which is not installed for {sys.executable}"
+    if pyproject is None or not _declares(pyproject, top):
+        where = f"{pyproject} declares no package" if pyproject else "no pyproject.toml above it declares one"
+        return f"{start}, and {where} providing it: declare the one that does, then {command}"
+    return f"{start}; install the task tree's grader dependencies: {command}"
+
+
+#: import names whose distribution is named otherwise (only to word the message above); a
+#: name stands for its ``-suffixed`` ones too (``opencv-python-headless``)
+DISTRIBUTIONS = {
+    "PIL": ("pillow",),
+    "cv2": ("opencv-python", "opencv-contrib-python"),
+    "sklearn": ("scikit-learn",),
+    "skimage": ("scikit-image",),
+    "fitz": ("pymupdf",),
+    "dotenv": ("python-dotenv",),
+    "yaml": ("pyyaml",),
+    "bs4": ("beautifulsoup4",),
+    "docx": ("python-docx",),
+    "pptx": ("python-pptx",),
+}
+
+
+def _declares(pyproject: Path, top: str) -> bool:
+    """Whether ``pyproject`` declares a package that plausibly provides module ``top``
+    (its name, a known other name, or a namespace: ``google`` from ``google-api-core``)."""
+    try:
+        names = {canonicalize_name(r.name) for r in requirements(read_declared(pyproject.parent))}
+    except ConfigError:
+        return True  # unreadable: ``pytest-ale deps`` says why
+    wanted = [canonicalize_name(n) for n in DISTRIBUTIONS.get(top, (top,))]
+    return any(n == w or n.startswith(f"{w}-") for n in names for w in wanted)

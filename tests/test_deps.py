@@ -20,6 +20,7 @@ import pytest
 
 import pytest_ale
 from pytest_ale.cli import main
+from pytest_ale.deps import missing_module_message
 
 from .ale_tasks import write_ale_task
 
@@ -162,6 +163,22 @@ def test_install_runs_the_command_in_the_running_python(tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-c", "import ale_deps_probe"], capture_output=True).returncode
 
 
+def test_the_message_tells_a_declared_package_from_an_undeclared_one() -> None:
+    main_py = TREE / "demo" / "needs_judge" / "main.py"
+
+    def message(module: str) -> str:
+        text = missing_module_message(ModuleNotFoundError(name=module), main_py, "evaluate()", TREE)
+        assert text is not None and f"needs the Python module {module!r}" in text
+        return text
+
+    # PIL from pillow, cv2 from opencv-python-headless, openai from the judge group
+    for module in ("PIL", "cv2", "openai", "numpy"):
+        assert f"; install the task tree's grader dependencies: `pytest-ale deps {TREE}`" in message(module)
+    assert "declares no package providing it" in message("sklearn")
+    # not a missing package at all: no message of this kind
+    assert missing_module_message(ValueError("x"), main_py, "evaluate()", TREE) is None
+
+
 MISSING = (("ale_deps_missing_judge", "importing it"), ("ale_deps_missing_scorer", "evaluate()"))
 
 
@@ -175,10 +192,12 @@ def test_a_task_missing_a_module_names_it_and_the_command(pytester: pytest.Pytes
     result = pytester.runpytest("deps/tasks", "--ale-agent=noop", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=3)
     text = result.stdout.str()
-    for module, what in MISSING:
-        assert f"{what} needs the Python module {module!r}, which is not installed" in text
-    assert f"`pytest-ale deps {tree}` prints the pip command" in text
-    assert f"`pytest-ale deps {tree} --install` runs it" in text
+    for module, what in MISSING:  # neither is declared: the message says so
+        assert (
+            f"{what} needs the Python module {module!r}, which is not installed for {sys.executable}, and "
+            f"{tree / 'pyproject.toml'} declares no package providing it: declare the one that does, then "
+            f"`pytest-ale deps {tree}` prints the pip command, `pytest-ale deps {tree} --install` runs it"
+        ) in text
     # the task's own missing module is its bug: the usual message with its frames
     assert "importing it raised ModuleNotFoundError: No module named 'scripts.gone'" in text
     assert "needs the Python module 'scripts'" not in text

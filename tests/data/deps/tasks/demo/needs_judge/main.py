@@ -1,7 +1,7 @@
 """An ALE task whose grader imports a package the host does not have."""
 
 import cua_bench as cb
-import ale_deps_missing_judge  # noqa: F401  (declared in ../../pyproject.toml's judge group)
+import ale_deps_missing_judge  # noqa: F401  (a package the tree does not declare)
 
 
 @cb.tasks_config(split="train")

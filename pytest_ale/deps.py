@@ -65,6 +65,8 @@ def find_pyproject(tree: Path) -> Path | None:
 def read_declared(tree: Path) -> Declared:
     """The grader dependencies the tree's ``pyproject.toml`` declares (``ConfigError`` if
     there is no such file, or it is not TOML)."""
+    if not tree.exists():
+        raise ConfigError(f"{tree}: no such file or folder; give a task tree or a folder inside one")
     pyproject = find_pyproject(tree)
     if pyproject is None:
         raise ConfigError(f"no pyproject.toml in {tree} or above it: the tree declares no dependencies")

@@ -100,6 +100,8 @@ def test_torch_cpu_from_a_folder_pins_its_newest_fitting_cpu_wheel(
 
 
 def test_no_pyproject_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = deps(capsys, str(TREE / "no-such-task"))
+    assert code == 2 and "no-such-task: no such file or folder" in err
     if any((p / "pyproject.toml").is_file() for p in tmp_path.parents):
         pytest.skip("a pyproject.toml above the temporary folder")
     code, _, err = deps(capsys, str(tmp_path))

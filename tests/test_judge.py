@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,17 @@ def test_the_judge_is_scripted_metered_apart_recorded_and_replayed(pytester: pyt
     assert again["score"] == 0.7 and again["judge_requests"] == 1, again
     assert again["judge_tokens_in"] == first["judge_tokens_in"]
 
+    # a judge asked what its cassette does not hold: a replay error, not a score
+    shutil.rmtree(judged / "reports")
+    (judged / "ale-data" / "essays" / "judged_summary" / "base" / "reference" / "rubric.txt").write_text(
+        "New."
+    )
+    result = run(pytester, "--ale-agent=oracle", "--ale-replay", str(cassettes))
+    result.assert_outcomes(errors=1)
+    diverged = record(pytester)
+    assert (diverged["error_kind"], diverged["score"]) == ("replay", None), diverged
+    assert "replay diverged" in diverged["error"]
+
 
 def test_a_judge_whose_upstream_fails_is_an_infrastructure_error_not_a_zero(
     pytester: pytest.Pytester, judged: Path
@@ -193,3 +205,34 @@ def test_the_agents_usage_figures_exclude_the_judges(pytester: pytest.Pytester, 
     assert {e["format"] for e in agent_events if "format" in e} == {"anthropic-messages"}  # no judge call
     (props,) = junit_properties(pytester).values()
     assert int(props["ale_input_tokens"]) == agent["input_tokens"] and props["ale_judge_requests"] == "1"
+
+
+ASKED = "Otters hold hands."
+#: (base URL variable, path, key header, key variable, body): how each vendor's client asks
+GEMINI_CALL = (
+    "GOOGLE_GEMINI_BASE_URL", "/v1beta/models/gemini-2.5-flash:generateContent",
+    "x-goog-api-key", "GEMINI_API_KEY", {"contents": [{"role": "user", "parts": [{"text": ASKED}]}]},
+)  # fmt: skip
+ANTHROPIC_CALL = (
+    "ANTHROPIC_BASE_URL", "/v1/messages", "x-api-key", "ANTHROPIC_API_KEY",
+    {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": ASKED}]},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("call", [GEMINI_CALL, ANTHROPIC_CALL], ids=["gemini", "anthropic"])
+def test_a_gemini_or_anthropic_judge_reaches_the_gateway_from_its_variables(
+    make_gateway, tmp_path: Path, call
+):
+    base_var, path, header, key_var, body = call
+    gateway = make_gateway(scripted=Path(script(tmp_path, JUDGE_SCRIPT)))
+    books = JudgeBooks()
+    with judging("t::judged", "judged_summary", 60, books, gateway=gateway):
+        request = urllib.request.Request(
+            os.environ[base_var] + path,
+            data=json.dumps(body).encode(),
+            headers={header: os.environ[key_var], "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read().decode()
+    assert '{\\"score\\": 0.7}' in text, text
+    assert books.usage.requests == 1 and books.events[0]["status"] == 200

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,34 @@ def test_a_gemini_or_anthropic_judge_reaches_the_gateway_from_its_variables(
             text = answer.read().decode()
     assert '{\\"score\\": 0.7}' in text, text
     assert books.usage.requests == 1 and books.events[0]["status"] == 200
+
+
+def test_gradings_in_threads_take_turns_with_the_environment(make_gateway, tmp_path: Path):
+    """The environment is the process's: two gradings at once would see each other's token;
+    the second waits until the first has put the environment back."""
+    gateway = make_gateway(scripted=Path(script(tmp_path, JUDGE_SCRIPT)))
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        with judging("t::one", "judged_summary", 60, JudgeBooks(), gateway=gateway):
+            seen.append(("one", os.environ["OPENAI_API_KEY"]))
+            inside.set()
+            release.wait(10)
+            seen.append(("one", os.environ["OPENAI_API_KEY"]))
+
+    def second() -> None:
+        with judging("t::two", "judged_summary", 60, JudgeBooks(), gateway=gateway):
+            seen.append(("two", os.environ["OPENAI_API_KEY"]))
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert inside.wait(10)
+    two = threading.Thread(target=second)
+    two.start()
+    two.join(0.5)
+    assert two.is_alive()  # waiting for the first grading's environment to be put back
+    release.set()
+    one.join(10)
+    two.join(10)
+    assert [who for who, _ in seen] == ["one", "one", "two"]
+    assert seen[0][1] == seen[1][1] != seen[2][1]

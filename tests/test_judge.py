@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_ale.gateway.fake_upstream import FakeUpstream
 from pytest_ale.gateway.judge import JUDGE_ENV, JudgeBooks, judging
+from pytest_ale.gateway.scripted import Script
 from tests.fakes.gateways import gateways
 from tests.test_harness import junit_properties
 
@@ -268,3 +270,25 @@ def test_gradings_in_threads_take_turns_with_the_environment(make_gateway, tmp_p
     two.join(10)
     assert [who for who, _ in seen] == ["one", "one", "two"]
     assert seen[0][1] == seen[1][1] != seen[2][1]
+
+
+def test_upstream_the_gateway_swaps_the_judges_token_for_the_real_key(
+    pytester: pytest.Pytester, judged: Path
+):
+    fake = FakeUpstream(script=Script.model_validate(JUDGE_SCRIPT), key=REAL_KEY, judge_task="judged_summary")
+    fake.start()
+    try:
+        cassettes = judged / "cassettes"
+        result = run(
+            pytester, "--ale-agent=oracle", "--ale-upstream-openai", fake.url, "--ale-record", str(cassettes)
+        )
+    finally:
+        fake.stop()
+    result.assert_outcomes(failed=1)
+    row = record(pytester)
+    assert row["score"] == 0.7 and row["judge_requests"] == 1, row
+    assert fake.keys_seen == [REAL_KEY] and not fake.rejected_keys  # the grader held only its token
+    (cassette,) = cassettes.glob("*.json")
+    assert (
+        REAL_KEY not in cassette.read_text() and len(json.loads(cassette.read_text())["judge_exchanges"]) == 1
+    )

@@ -5,7 +5,8 @@ since a real API knows nothing of trials), insists on the expected real key, can
 the first N requests with 429 + ``retry-after`` (to exercise retries), fail or hang for
 good after N answers (to exercise giving up), report prompt-cache use in each vendor's
 own way (``cache_read`` / ``cache_write``), and counts what it saw and what it billed.
-With ``fixed=True`` it answers every request with the same small reply, which is what the
+With ``judge_task`` it answers a grader's judge from the script's ``judge`` rules. With
+``fixed=True`` it answers every request with the same small reply, which is what the
 gateway benchmark measures against.
 """
 
@@ -34,6 +35,8 @@ class FakeUpstream:
     fail_status: int = 429
     retry_after: float = 0.1
     fixed: bool = False
+    #: answer the requests that offer no tools as this task's judge (the script's ``judge``)
+    judge_task: str | None = None
     #: after this many answers, answer every request with ``fail_status`` for good
     fail_after: int | None = None
     #: after this many answers, never answer again (the connection stays open)
@@ -129,7 +132,9 @@ class FakeUpstream:
             reply = Reply(text="pong")
             usage = Usage(input_tokens=10, output_tokens=1)
         else:
-            reply = ScriptedModel(self.script, "fake upstream").answer(fmt, body, None)
+            judged = self.judge_task is not None and not fmt.tools(body)
+            role, task = ("judge", self.judge_task) if judged else ("agent", None)
+            reply = ScriptedModel(self.script, "fake upstream").answer(fmt, body, task, role)
             usage = Usage(
                 input_tokens=estimate_tokens(json.dumps(fmt.conversation(body))),
                 output_tokens=estimate_tokens(reply.text + json.dumps([c.arguments for c in reply.calls])),

@@ -22,6 +22,7 @@ import yaml
 
 from pytest_ale.gateway.fake_upstream import FakeUpstream
 from pytest_ale.gateway.judge import JUDGE_ENV, JudgeBooks, judging
+from pytest_ale.gateway.meter import Budget
 from pytest_ale.gateway.scripted import Script
 from tests.fakes.gateways import gateways
 from tests.test_harness import junit_properties
@@ -292,3 +293,17 @@ def test_upstream_the_gateway_swaps_the_judges_token_for_the_real_key(
     assert (
         REAL_KEY not in cassette.read_text() and len(json.loads(cassette.read_text())["judge_exchanges"]) == 1
     )
+
+
+def test_the_agents_budget_neither_holds_nor_stops_the_judge(make_gateway, tmp_path: Path):
+    gateway = make_gateway(scripted=Path(script(tmp_path, JUDGE_SCRIPT)), budget=Budget(tokens=1))
+    books = JudgeBooks()
+    with judging("t::judged", "judged_summary", 60, books, gateway=gateway):
+        client = openai.OpenAI(max_retries=0)
+        for _ in range(2):  # past the agent's one-token budget, and answered again
+            answer = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Otters hold hands."}]
+            )
+            assert answer.choices[0].message.content == '{"score": 0.7}'
+    assert books.usage.requests == 2 and books.usage.total > 1
+    assert books.summary is not None and books.summary["budget_exceeded"] is None

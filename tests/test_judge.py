@@ -1,7 +1,7 @@
 """Judges through the gateway: a task's grader that asks a model (an OpenAI client, as
 ALE's ``tasks/utils/evaluation.py`` builds one) reaches the gateway with a judge token,
-is metered apart from the agent, scripted, recorded and replayed; a judge the gateway
-cannot serve is an error, never the agent's 0.
+is metered apart from the agent, scripted, recorded and replayed (a native task's grader
+too); a judge the gateway cannot serve is an error, never the agent's 0.
 
 The judge-graded ALE-format task is ``tests/data/judge`` (tree and data, as ALE keeps them).
 """
@@ -307,3 +307,35 @@ def test_the_agents_budget_neither_holds_nor_stops_the_judge(make_gateway, tmp_p
             assert answer.choices[0].message.content == '{"score": 0.7}'
     assert books.usage.requests == 2 and books.usage.total > 1
     assert books.summary is not None and books.summary["budget_exceeded"] is None
+
+
+NATIVE_JUDGED = """
+from pathlib import Path
+
+from openai import OpenAI
+
+INSTRUCTION = "Do nothing; the judge decides."
+
+
+def evaluate(output_dir: Path, reference_dir: Path, sandbox):
+    client = OpenAI()  # the SDK's own OPENAI_API_KEY and OPENAI_BASE_URL
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Otters hold hands."}]
+    )
+    text = answer.choices[0].message.content
+    return float(text.split(":")[1].strip(" }")), text
+"""
+
+
+def test_a_native_tasks_grader_asks_its_judge_through_the_gateway(pytester: pytest.Pytester, judged: Path):
+    folder = judged / "tasks" / "demo" / "judged"
+    folder.mkdir(parents=True)
+    (folder / "main.py").write_text(NATIVE_JUDGED)
+    (folder / "task_card.json").write_text(json.dumps({"domain": "demo", "timeout": 60}))
+    scripted = script(judged, {"judge": {"*": '{"score": 0.7}'}})
+    result = pytester.runpytest_subprocess(
+        "tasks", "-p", "no:cacheprovider", "--ale-agent=noop", "--ale-scripted-model", scripted, timeout=300
+    )
+    result.assert_outcomes(failed=1)
+    row = record(pytester)
+    assert row["score"] == 0.7 and row["judge_requests"] == 1 and row["input_tokens"] == 0, row

@@ -100,6 +100,10 @@ def test_the_judge_is_scripted_metered_apart_recorded_and_replayed(pytester: pyt
     assert first["score"] == 0.7 and first["status"] == "failed", first
     assert first["judge_requests"] == 1 and first["judge_tokens_in"] > 0 and first["judge_tokens_out"] > 0
     assert first["input_tokens"] == first["output_tokens"] == 0  # the oracle asked no model
+    summary = json.loads((pytester.path / "reports" / "summary.json").read_text())
+    (whole,) = [g for g in summary["groups"] if g["domain"] == "ALL"]
+    assert whole["judge_requests"] == 1 and whole["cost_usd"] == 0.0  # the judge's, apart
+    assert "judge $" in result.stdout.str()  # the table shows the judge's cost beside the agent's
     (props,) = junit_properties(pytester).values()
     assert (
         props["ale_judge_requests"] == "1" and int(props["ale_judge_tokens_in"]) == first["judge_tokens_in"]

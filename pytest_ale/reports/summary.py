@@ -33,6 +33,9 @@ class Row:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    #: what the task's grader spent on its LLM judge (never in the agent's figures)
+    judge_requests: int = 0
+    judge_cost_usd: float = 0.0
 
     @property
     def unit(self) -> tuple[str, str, str, str]:
@@ -67,6 +70,8 @@ class Group:
             "input_tokens": sum(r.input_tokens for r in self.rows),
             "output_tokens": sum(r.output_tokens for r in self.rows),
             "cost_usd": round(sum(r.cost_usd for r in self.rows), 6),
+            "judge_requests": sum(r.judge_requests for r in self.rows),
+            "judge_cost_usd": round(sum(r.judge_cost_usd for r in self.rows), 6),
         }
 
     def pass_at(self) -> dict[str, float]:
@@ -111,6 +116,8 @@ def row_from_result(data: dict[str, Any]) -> Row:
         input_tokens=int(data.get("input_tokens") or 0),
         output_tokens=int(data.get("output_tokens") or 0),
         cost_usd=float(data.get("cost_usd") or 0.0),
+        judge_requests=int(data.get("judge_requests") or 0),
+        judge_cost_usd=float(data.get("judge_cost_usd") or 0.0),
     )
 
 
@@ -134,6 +141,9 @@ def table(rows: list[Row]) -> list[str]:
     if most_k > 1:
         header.append(f"pass@{most_k}")
     header += ["errors", "timeouts", "cost $"]
+    judged = any(r.judge_requests for r in rows)
+    if judged:
+        header.append("judge $")
     body = []
     for (agent, domain), group in groups.items():
         d = group.as_dict()
@@ -148,6 +158,8 @@ def table(rows: list[Row]) -> list[str]:
         if most_k > 1:
             line.append(_fmt(d["pass_at_k"].get(str(most_k)), "{:.0%}"))
         line += [str(d["errors"]), str(d["timeouts"]), f"{d['cost_usd']:.2f}"]
+        if judged:
+            line.append(f"{d['judge_cost_usd']:.2f}")
         body.append(line)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))

@@ -279,6 +279,9 @@ def test_sweep_option_removes_leftovers_of_a_killed_run(
         stderr=subprocess.DEVNULL,
     )
     assert wait_for(lambda: trial_folders(sandboxes) - before)
+    # killed once its agent runs: its folder then names its run (a folder killed before
+    # its owner file is written names none, and only the expiry sweep takes it)
+    assert wait_for(lambda: subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).stdout)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     left = trial_folders(sandboxes) - before

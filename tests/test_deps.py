@@ -4,8 +4,6 @@ the command instead of a traceback."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import shlex
 import shutil
 import subprocess
@@ -13,7 +11,6 @@ import sys
 import sysconfig
 import tomllib
 import venv
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from pytest_ale.cli import main
 from pytest_ale.deps import missing_module_message
 
 from .ale_tasks import write_ale_task
+from .fakes.wheels import make_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 TREE = Path(__file__).parent / "data" / "deps" / "tasks"
@@ -110,23 +108,8 @@ def test_no_pyproject_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def probe_wheel(folder: Path) -> Path:
     """A pure-Python wheel of one module, ``ale_deps_probe``, made here (no build, no index)."""
-    name, version = "ale_deps_probe", "0.1.0"
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": "VALUE = 'installed from a local wheel'\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: ale-deps-probe\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(text.encode())}")
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return wheel
+    module = "VALUE = 'installed from a local wheel'\n"
+    return make_wheel(folder, "ale_deps_probe", "0.1.0", module, dist_name="ale-deps-probe")
 
 
 def test_install_runs_the_command_in_the_running_python(tmp_path: Path) -> None:

@@ -5,15 +5,12 @@ API even when allowed; ``none`` has no egress; the policy rule and the card's ke
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from pytest_ale.providers.local import LocalProvider
 from pytest_ale.sandbox import Provider, SandboxSpec
 
 from .conftest import results
+from .fakes.wheels import make_wheel
 from .test_docker_provider import IMAGE as DOCKER_IMAGE
 from .test_docker_provider import docker_client_or_skip
 
@@ -44,26 +42,9 @@ OTHER_HOST = "127.0.0.3"
 UV = Path(sys.executable).parent / "uv"
 
 
-def _record_line(name: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{name},sha256={digest},{len(data)}"
-
-
 def build_wheel(folder: Path, name: str = "aleprobe", version: str = "1.0") -> Path:
     """A minimal pure-Python wheel, written by hand (a zip with its dist-info)."""
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": b"ANSWER = 42\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = [_record_line(path, data) for path, data in files.items()] + [f"{info}/RECORD,,"]
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for path, data in files.items():
-            zf.writestr(path, data)
-    return wheel
+    return make_wheel(folder, name, version, "ANSWER = 42\n")
 
 
 def _free_port(host: str) -> int:
